@@ -1,0 +1,73 @@
+"""biorouter: task-aware, governance-first routing of LLM requests on top of LiteLLM.
+
+Importing this package loads no model, reads no file and opens no connection: the heavy parts
+(LiteLLM, the encoder, the index) load on first use.
+
+    import biorouter
+    response = await biorouter.acompletion(messages=[{"role": "user", "content": "..."}])
+    response._hidden_params["biorouter"]   # the Decision: task, group, reasons
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BioRouter",
+    "BiorouterError",
+    "ClassifierError",
+    "ConfigError",
+    "Decision",
+    "RequestError",
+    "RoutingError",
+    "__version__",
+    "acompletion",
+    "aroute",
+    "decide",
+]
+
+if TYPE_CHECKING:
+    from biorouter.decision import Decision
+    from biorouter.engine import BioRouter
+    from biorouter.errors import BiorouterError, ClassifierError, ConfigError, RequestError, RoutingError
+    from biorouter.policy import decide
+
+_LAZY = {
+    "BioRouter": "biorouter.engine",
+    "Decision": "biorouter.decision",
+    "decide": "biorouter.policy",
+    "BiorouterError": "biorouter.errors",
+    "ClassifierError": "biorouter.errors",
+    "ConfigError": "biorouter.errors",
+    "RequestError": "biorouter.errors",
+    "RoutingError": "biorouter.errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'biorouter' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+async def acompletion(messages: Any, model: str = "auto", **kwargs: Any) -> Any:
+    """Route ``messages`` to the right deployment group and call it through LiteLLM.
+
+    Uses the default :class:`BioRouter` (``biorouter.yaml`` in the current folder or a parent, or
+    ``BIOROUTER_HOME``); the Decision is in ``response._hidden_params["biorouter"]``.
+    """
+    from biorouter.engine import default_router
+
+    return await default_router().acompletion(messages, model=model, **kwargs)
+
+
+async def aroute(messages: Any, model: str = "auto") -> Any:
+    """The Decision the default router would take, without calling any upstream."""
+    from biorouter.engine import default_router
+
+    return await default_router().aroute(messages, model=model)

@@ -1,0 +1,128 @@
+"""Task classification: which task of the taxonomy a request's text belongs to.
+
+A semantic-router ``IndexedRouter`` holds one route per task, indexed over the task's utterances
+(``utterances/<task>.txt``) with the configured encoder. Every task is scored for every request
+(the Decision shows all scores); choosing what to do with an unsure answer is the policy's job,
+not the classifier's.
+
+Loading the encoder and embedding the utterances takes seconds, so it happens lazily, once,
+behind a lock, and off the event loop; classification embeds in a worker thread so the proxy's
+loop keeps serving while it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from biorouter.errors import ClassifierError
+from biorouter.settings import ClassifierSettings
+
+__all__ = ["Classification", "TaskClassifier", "query_text"]
+
+
+class Classification(BaseModel):
+    """The classifier's answer: best task, its score, and every task's score."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task: str | None  # None when there was nothing to classify
+    confidence: float
+    scores: Mapping[str, float]
+
+
+def query_text(text: str, max_chars: int) -> str:
+    """The part of a long request that carries intent: its end, where the question usually is.
+
+    Pasted code or data comes first and the ask comes last ("... why does this fail?"), and the
+    encoder only reads its first few hundred tokens anyway. Lone surrogates (invalid UTF-8 that
+    JSON allowed through) are replaced so the tokenizer never fails on them.
+    """
+    clean = text.encode("utf-8", "replace").decode("utf-8")
+    return clean if len(clean) <= max_chars else clean[-max_chars:]
+
+
+class TaskClassifier:
+    """Scores request text against each task's utterances; thread- and task-safe."""
+
+    def __init__(
+        self,
+        utterances: Mapping[str, list[str]],
+        settings: ClassifierSettings | None = None,
+        *,
+        encoder: Any | None = None,
+    ) -> None:
+        if not utterances:
+            raise ClassifierError("no tasks to classify: the utterances folder is empty")
+        self._utterances = {task: list(lines) for task, lines in utterances.items()}
+        self._settings = settings or ClassifierSettings()
+        self._encoder = encoder
+        self._router: Any | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def tasks(self) -> list[str]:
+        return sorted(self._utterances)
+
+    @property
+    def loaded(self) -> bool:
+        return self._router is not None
+
+    def load(self) -> None:
+        """Build the encoder and the index once; later calls return at once."""
+        if self._router is not None:
+            return
+        with self._lock:
+            if self._router is not None:
+                return
+            from semantic_router import Route
+            from semantic_router.routers import IndexedRouter
+
+            from biorouter.encoders import build_encoder
+
+            encoder = self._encoder or build_encoder(self._settings.encoder)
+            routes = [Route(name=task, utterances=lines) for task, lines in sorted(self._utterances.items())]
+            try:
+                self._router = IndexedRouter(
+                    encoder=encoder,
+                    routes=routes,
+                    top_k=self._settings.top_k,
+                    aggregation=self._settings.aggregation,
+                )
+            except ClassifierError:
+                raise
+            except Exception as e:  # the encoder failing on the utterances, a broken index
+                raise ClassifierError(f"cannot build the task index: {e}") from e
+
+    async def aload(self) -> None:
+        if self._router is None:
+            await asyncio.to_thread(self.load)
+
+    async def aclassify(self, text: str) -> Classification:
+        """Score ``text`` against every task without blocking the event loop."""
+        if not text.strip():
+            return Classification(task=None, confidence=0.0, scores={})
+        await self.aload()
+        assert self._router is not None
+        query = query_text(text, self._settings.max_query_chars)
+        try:
+            choices = await self._router.acall(query, limit=None, threshold=-math.inf)
+        except ClassifierError:
+            raise
+        except Exception as e:
+            raise ClassifierError(f"classification failed: {e}") from e
+        scores = {task: 0.0 for task in self._utterances}
+        for choice in choices:
+            if choice.name is not None and choice.confidence is not None:
+                scores[choice.name] = round(float(choice.confidence), 6)
+        best = max(scores, key=lambda task: (scores[task], task))
+        return Classification(task=best, confidence=scores[best], scores=scores)
+
+    def classify(self, text: str) -> Classification:
+        """Synchronous :meth:`aclassify` for scripts and the CLI (not from inside a running loop)."""
+        return asyncio.run(self.aclassify(text))

@@ -1,0 +1,84 @@
+"""The Decision: what biorouter chose for one request, and why.
+
+It is the one record every entry point shares: the proxy turns it into response headers and a
+log line, the Python API attaches it to the response, the CLI prints it. It never holds the
+prompt, only a hash of the judged text, so it can be logged and stored safely.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["AUTO_MODELS", "Decision", "Signals"]
+
+# What a client sends as "model" to ask biorouter to choose.
+AUTO_MODELS = frozenset({"auto", "biorouter/auto", "biorouter"})
+
+Mode = Literal["routed", "default", "passthrough"]
+
+
+class Signals(BaseModel):
+    """Everything ``decide()`` judges, gathered by an adapter; plain data, no LiteLLM types."""
+
+    model_config = ConfigDict(frozen=True)
+
+    requested_model: str
+    kind: Literal["chat", "embedding"] = "chat"  # what the client asked for
+    text_sha256: str = ""
+    task: str | None = None  # classifier's best task
+    confidence: float = 0.0
+    scores: Mapping[str, float] = Field(default_factory=dict)
+    classifier_error: str | None = None  # set when classification failed: fail soft
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    profile: str
+    mode: Mode
+    group: str
+    fallbacks: tuple[str, ...] = ()
+    task: str | None = None
+    confidence: float | None = None
+    scores: Mapping[str, float] = Field(default_factory=dict)
+    local_only: bool = False
+    local_only_reason: str | None = None
+    reasons: tuple[str, ...] = ()
+    defaults: Mapping[str, Any] = Field(default_factory=dict, description="max_tokens/temperature if unset")
+    text_sha256: str = ""
+
+    def headers(self) -> dict[str, str]:
+        """Response headers that make the decision visible to clients."""
+        headers = {
+            "x-biorouter-profile": self.profile,
+            "x-biorouter-mode": self.mode,
+            "x-biorouter-group": self.group,
+            "x-biorouter-task": self.task or "",
+            "x-biorouter-confidence": "" if self.confidence is None else f"{self.confidence:.4f}",
+            "x-biorouter-fallbacks": ",".join(self.fallbacks),
+            "x-biorouter-local-only": "true" if self.local_only else "false",
+        }
+        return headers
+
+    def log_line(self) -> str:
+        """One line for the proxy log: compact, greppable, no prompt text."""
+        payload = {
+            "profile": self.profile,
+            "mode": self.mode,
+            "task": self.task,
+            "confidence": None if self.confidence is None else round(self.confidence, 4),
+            "group": self.group,
+            "fallbacks": list(self.fallbacks),
+            "local_only": self.local_only,
+            "reasons": list(self.reasons),
+            "text_sha256": self.text_sha256[:16],
+        }
+        return "biorouter decision " + json.dumps(payload, sort_keys=True)
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON-able record (as ``biorouter route --json`` prints it)."""
+        return self.model_dump(mode="json")

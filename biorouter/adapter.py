@@ -37,8 +37,9 @@ async def gather_signals(view: RequestView, requested_model: str, classifier: Ta
 def litellm_arguments(decision: Decision, request: Mapping[str, Any], profile: Profile) -> dict[str, Any]:
     """The request fields to set so LiteLLM's router serves ``decision``.
 
-    ``fallbacks`` is always set, even empty: the per-request list replaces the router's configured
-    fallbacks, so LiteLLM never falls back to a group biorouter did not allow.
+    For a routed request ``fallbacks`` is always set, even empty: the per-request list replaces the
+    router's configured fallbacks, so LiteLLM never falls back to a group biorouter did not allow.
+    A request that names a group directly keeps LiteLLM's configured fallbacks for that group.
     """
     updates: dict[str, Any] = {"model": decision.group}
     if decision.mode != "passthrough":

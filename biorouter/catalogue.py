@@ -120,8 +120,8 @@ class Catalogue(BaseModel):
 
 def load_litellm_config(path: Path, *, display: str | None = None) -> LiteLLMConfig:
     source = display or str(path)
-    data = read_yaml_mapping(path)
+    data = read_yaml_mapping(path, display=source)
     try:
         return LiteLLMConfig.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(problems_from_validation(source, e)) from e
+        raise ConfigError(problems_from_validation(source, e, data)) from e

@@ -116,10 +116,13 @@ class TaskClassifier:
             raise
         except Exception as e:
             raise ClassifierError(f"classification failed: {e}") from e
+        # "sum" is a similarity-weighted vote of the top_k nearest utterances; dividing by top_k
+        # keeps every score in 0..1 so profile thresholds mean the same whatever top_k is.
+        scale = self._settings.top_k if self._settings.aggregation == "sum" else 1
         scores = {task: 0.0 for task in self._utterances}
         for choice in choices:
             if choice.name is not None and choice.confidence is not None:
-                scores[choice.name] = round(float(choice.confidence), 6)
+                scores[choice.name] = round(float(choice.confidence) / scale, 6)
         best = max(scores, key=lambda task: (scores[task], task))
         return Classification(task=best, confidence=scores[best], scores=scores)
 

@@ -11,11 +11,10 @@ profile selection, costs by the ledger); ``profiles/README.md`` says which.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from biorouter.errors import ConfigError, Problem
 from biorouter.yamlfile import load_model
@@ -33,6 +32,7 @@ __all__ = [
 
 GroupName = str
 TASK_PATTERN = r"^[a-z][a-z0-9_]*$"
+TaskName = Annotated[str, StringConstraints(pattern=TASK_PATTERN)]
 
 
 class _Strict(BaseModel):
@@ -74,10 +74,11 @@ class ClassifierPolicy(_Strict):
     """How sure the task classifier must be before its answer is trusted."""
 
     min_confidence: float = Field(
-        default=0.3,
+        default=0.1,
         ge=0,
         le=1,
-        description="below this similarity score the default route serves the request",
+        description="below this score (0..1) the default route serves the request; on external prompts "
+        "right answers scored a median 0.31 and wrong ones 0.15 with the default encoder",
     )
 
 
@@ -106,16 +107,9 @@ class Profile(_Strict):
     hardware: HardwareNeeds = Field(default_factory=HardwareNeeds)
     classifier: ClassifierPolicy = Field(default_factory=ClassifierPolicy)
     default_route: Route = Field(description="serves unsure classifications and tasks without a route")
-    routes: dict[str, Route] = Field(min_length=1, description="task name -> route")
+    routes: dict[TaskName, Route] = Field(min_length=1, description="task name -> route")
     behaviour: Behaviour = Field(default_factory=Behaviour)
     costs: Costs = Field(default_factory=Costs)
-
-    @model_validator(mode="after")
-    def _task_names_are_identifiers(self) -> Profile:
-        bad = [task for task in self.routes if not re.match(TASK_PATTERN, task)]
-        if bad:
-            raise ValueError(f"task names must be lower_snake_case: {', '.join(map(repr, bad))}")
-        return self
 
     def route_for(self, task: str) -> Route | None:
         return self.routes.get(task)
@@ -129,7 +123,7 @@ class Profile(_Strict):
 def load_profile(path: Path, *, display: str | None = None) -> Profile:
     """Load and shape-check one profile; the file name must match its ``name``."""
     source = display or str(path)
-    profile = load_model(path, Profile, display=source)
+    profile = load_model(path, Profile, display=source, unknown_key_hint="profiles/README.md lists every key")
     if profile.name != path.stem:
         raise ConfigError([Problem(source, ("name",), f"'{profile.name}' does not match the file name '{path.stem}'")])
     return profile

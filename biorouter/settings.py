@@ -65,7 +65,9 @@ class ClassifierSettings(_Strict):
     encoder: EncoderSettings = Field(default_factory=PackagedMiniLM)
     top_k: int = Field(default=5, ge=1, le=100, description="nearest utterances considered per query")
     aggregation: Literal["max", "sum", "mean"] = Field(
-        default="max", description="how a task's nearest utterances combine into its score"
+        default="sum",
+        description="how a task's nearest utterances combine into its score; 'sum' (a similarity-weighted "
+        "vote, divided by top_k) measured best on external prompts",
     )
     max_query_chars: int = Field(
         default=2000, ge=100, le=100_000, description="longer request text is cut to its last part"

@@ -45,6 +45,7 @@ class Fault(BaseModel):
     status: int = Field(default=500, ge=400, le=599)
     latency_ms: int = Field(default=0, ge=0, le=600_000)
     down: bool = False
+    fail_next: int = Field(default=0, ge=0, le=1_000_000, description="the next N API calls fail with `status`")
 
 
 class _State:
@@ -125,7 +126,10 @@ async def _admit(request: web.Request, chat: bool) -> tuple[Any, web.StreamRespo
         return body, _drop_connection(request)
     if fault.latency_ms:
         await asyncio.sleep(fault.latency_ms / 1000)
-    if fault.error_rate and state.rng.random() < fault.error_rate:
+    failing_now = fault.fail_next > 0
+    if failing_now:
+        state.fault = fault.model_copy(update={"fail_next": fault.fail_next - 1})
+    if failing_now or (fault.error_rate and state.rng.random() < fault.error_rate):
         state.errors_injected += 1
         resp = _error(fault.status, f"standin {state.name} injected error", "server_error")
         if fault.status == 429:
@@ -268,7 +272,7 @@ async def _set_fault(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     body = await _read_json(request) if request.can_read_body else {}
     if not isinstance(body, dict):
-        return _error(400, "fault must be a JSON object with any of: error_rate, status, latency_ms, down")
+        return _error(400, "fault must be a JSON object with any of: error_rate, status, latency_ms, down, fail_next")
     try:
         fault = Fault.model_validate({**state.fault.model_dump(), **body}) if body else Fault()
     except ValidationError as exc:

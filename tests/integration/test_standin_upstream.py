@@ -209,7 +209,13 @@ def test_invalid_fault_is_rejected_naming_the_field(coder: StandIn, fields: dict
 
 def test_fault_updates_are_partial_and_empty_update_heals(coder: StandIn) -> None:
     coder.set_fault(error_rate=0.5, status=503)
-    assert coder.set_fault(latency_ms=10) == {"error_rate": 0.5, "status": 503, "latency_ms": 10, "down": False}
+    assert coder.set_fault(latency_ms=10) == {
+        "error_rate": 0.5,
+        "status": 503,
+        "latency_ms": 10,
+        "down": False,
+        "fail_next": 0,
+    }
     assert _post(coder, "/admin/fault", {}).json() == Fault().model_dump()
 
 

@@ -259,9 +259,7 @@ def test_plot_confusion_writes_a_png(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert len(data) > 1024
 
 
-def test_plot_confusion_without_matplotlib_says_how_to_install(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_plot_confusion_without_matplotlib_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
     report = EvalReport(examples=1, accuracy=1.0, macro_f1=1.0, labels=["a"], per_class={}, confusion=[[1]])
     with pytest.raises(BiorouterError, match=r"biorouter\[plot\]") as caught:

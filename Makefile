@@ -1,0 +1,57 @@
+# One Makefile for developers, pre-commit and CI alike.
+#   make run      install, then serve the demo stack (stand-ins + LiteLLM proxy) on 127.0.0.1:4000
+#   make test     install, then run the test suite
+# Other targets: install lint typecheck validate eval bench check clean
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+EVAL_DATA ?= ../shared/eval/routing_dev.jsonl
+
+# Offline always: no model hub, no LiteLLM price-map download.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+
+.PHONY: install run test lint typecheck validate eval bench check clean
+
+install: $(STAMP)
+
+# torch first and pinned: the CPU wheel lies on disk; an unpinned torch pulls a multi-GB CUDA build.
+# constraints.txt is the set of versions the tests last passed with (pyproject.toml keeps ranges).
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+run: install
+	$(BIN)/biorouter serve --dev
+
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(BIN)/ruff check biorouter tests bench
+	$(BIN)/ruff format --check biorouter tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+validate: install
+	$(BIN)/biorouter validate
+
+eval: install
+	$(BIN)/biorouter eval --data $(EVAL_DATA)
+
+bench: install
+	$(PY) bench/classifier_latency.py
+	$(BIN)/biorouter eval --data $(EVAL_DATA)
+
+check: lint typecheck validate test
+
+clean:
+	rm -rf .run .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The ``biorouter`` command: one module per subcommand, imported only when it runs."""

@@ -1,0 +1,60 @@
+"""Entry point of the ``biorouter`` command.
+
+Each subcommand lives in its own module with ``register(subparsers)`` and ``run(args)``; this
+file only wires them, so ``biorouter --help`` imports nothing heavy and answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from biorouter import __version__
+from biorouter.errors import BiorouterError, ConfigError
+
+__all__ = ["main"]
+
+COMMANDS = {
+    "route": "biorouter.cli.route",
+    "validate": "biorouter.cli.validate",
+    "eval": "biorouter.cli.evaluate",
+    "serve": "biorouter.cli.serve",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="biorouter",
+        description="Task-aware, governance-first routing of LLM requests on top of LiteLLM.",
+    )
+    parser.add_argument("--version", action="version", version=f"biorouter {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for module_name in COMMANDS.values():
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    module = importlib.import_module(COMMANDS[args.command])
+    try:
+        code: int = module.run(args)
+    except ConfigError as e:
+        print(f"biorouter {args.command}: {e}", file=sys.stderr)
+        return 1
+    except BiorouterError as e:
+        print(f"biorouter {args.command}: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Shared fixtures: one loaded encoder and one stand-in stack (with one real proxy) per session.
+
+Loading the encoder and starting ``litellm`` take seconds each, so every test that needs them
+shares one instance; tests that inject faults clear them afterwards (``clean_standins``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from biorouter import offline
+
+offline.apply()
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Provider keys and biorouter settings a developer may have exported must not change results.
+_ISOLATED_PREFIXES = ("BIOROUTER_",)
+_ISOLATED_NAMES = (
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "DEEPSEEK_API_KEY",
+    "LITELLM_MASTER_KEY",
+    "REDIS_URL",
+)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith(_ISOLATED_PREFIXES) or name in _ISOLATED_NAMES:
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("BIOROUTER_HOME", str(ROOT))
+
+
+@pytest.fixture(scope="session")
+def shipped_settings():  # type: ignore[no-untyped-def]
+    from biorouter.settings import load_settings
+
+    return load_settings(ROOT)
+
+
+@pytest.fixture(scope="session")
+def classifier(shipped_settings):  # type: ignore[no-untyped-def]
+    """The real default classifier over the shipped utterances, loaded once."""
+    from biorouter.classifier import TaskClassifier
+    from biorouter.utterances import load_utterances
+
+    shared = TaskClassifier(load_utterances(shipped_settings.utterances_path), shipped_settings.classifier)
+    shared.load()
+    return shared
+
+
+@pytest.fixture(scope="session")
+def dev_stack(tmp_path_factory: pytest.TempPathFactory, shipped_settings):  # type: ignore[no-untyped-def]
+    """Stand-ins for every group of the development profile and a real litellm proxy over them."""
+    from biorouter.profiles import load_profile
+    from biorouter.testing.devstack import DevStack
+
+    profile = load_profile(ROOT / "profiles" / "development.yaml")
+    run_dir = tmp_path_factory.mktemp("devstack")
+    stack = DevStack(
+        shipped_settings.litellm_config_path,
+        profile.groups(),
+        run_dir=run_dir,
+        env={"BIOROUTER_HOME": str(ROOT), "BIOROUTER_PROFILE": "development"},
+    )
+    stack.start()
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture
+def clean_standins(dev_stack) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    """Healthy stand-ins with zeroed counters before and after a test."""
+    dev_stack.fleet.clear_faults()
+    dev_stack.fleet.reset_all()
+    yield dev_stack.fleet
+    dev_stack.fleet.clear_faults()
+    dev_stack.fleet.reset_all()

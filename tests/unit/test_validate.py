@@ -1,0 +1,393 @@
+"""``validate_all``: the shipped tree is clean, and each kind of mistake reads as a precise, friendly line."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from biorouter.catalogue import Catalogue, load_litellm_config
+from biorouter.errors import Problem
+from biorouter.profiles import load_profile
+from biorouter.settings import Settings, load_settings
+from biorouter.utterances import MIN_UTTERANCES, utterance_problems
+from biorouter.validate import ValidationReport, check_profile, validate_all
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED_PROFILES = sorted((REPO / "profiles").glob("*.yaml"))
+SHIPPED_UTTERANCES = sorted((REPO / "utterances").glob("*.txt"))
+
+
+def _shipped_group_names() -> list[str]:
+    # read independently of biorouter's own parser, so the expected message is not computed by the code under test
+    config = yaml.safe_load((REPO / "litellm_config" / "config.yaml").read_text(encoding="utf-8"))
+    return sorted({entry["model_name"] for entry in config["model_list"]})
+
+
+KNOWN = ", ".join(_shipped_group_names())
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A private copy of the shipped configuration tree."""
+    shutil.copy2(REPO / "biorouter.yaml", tmp_path / "biorouter.yaml")
+    for folder in ("profiles", "utterances", "litellm_config"):
+        shutil.copytree(REPO / folder, tmp_path / folder)
+    return tmp_path
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    """Replace the one occurrence of ``old``: a test that edits nothing must not pass by accident."""
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times in {path}"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def edit_pattern(path: Path, pattern: str, new: str) -> None:
+    text, count = re.subn(pattern, new, path.read_text(encoding="utf-8"))
+    assert count == 1, f"{pattern!r} matches {count} times in {path}"
+    path.write_text(text, encoding="utf-8")
+
+
+def append(path: Path, *lines: str) -> int:
+    """Append lines; returns the line number of the first one."""
+    text = path.read_text(encoding="utf-8")
+    if not text.endswith("\n"):
+        text += "\n"
+    first = len(text.splitlines()) + 1
+    path.write_text(text + "".join(f"{line}\n" for line in lines), encoding="utf-8")
+    return first
+
+
+def run(home: Path) -> ValidationReport:
+    return validate_all(load_settings(home))
+
+
+def rendered(problems: list[Problem]) -> list[str]:
+    return [str(p) for p in problems]
+
+
+def utterance_lines(path: Path) -> list[tuple[int, str]]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [(n, s.strip()) for n, s in enumerate(lines, start=1) if s.strip() and not s.strip().startswith("#")]
+
+
+# --- the shipped tree ---------------------------------------------------------------------------
+
+
+def test_shipped_tree_has_no_errors_and_no_warnings(home: Path) -> None:
+    report = run(home)
+    assert rendered(list(report.problems)) == []
+    assert report.ok
+    assert report.profiles == tuple(p.stem for p in SHIPPED_PROFILES)
+    assert sorted(report.tasks) == [p.stem for p in SHIPPED_UTTERANCES]
+    assert sorted(report.groups) == _shipped_group_names()
+
+
+def test_shipped_active_profile_exists() -> None:
+    settings = load_settings(REPO)
+    assert (settings.profiles_path / f"{settings.profile}.yaml").is_file()
+
+
+@pytest.mark.parametrize("path", SHIPPED_PROFILES, ids=lambda p: p.stem)
+def test_every_shipped_profile_validates(path: Path) -> None:
+    catalogue = Catalogue.from_deployments(load_litellm_config(REPO / "litellm_config" / "config.yaml").model_list)
+    tasks = {p.stem: len(utterance_lines(p)) for p in SHIPPED_UTTERANCES}
+    profile = load_profile(path)
+    assert profile.name == path.stem
+    assert rendered(check_profile(f"profiles/{path.name}", profile, catalogue, tasks)) == []
+    assert profile.groups() <= set(catalogue.groups)
+
+
+@pytest.mark.parametrize("path", SHIPPED_UTTERANCES, ids=lambda p: p.stem)
+def test_every_shipped_utterance_file_has_enough_utterances(path: Path) -> None:
+    assert len(utterance_lines(path)) >= MIN_UTTERANCES
+
+
+def test_shipped_utterances_have_no_duplicates_within_or_across_files() -> None:
+    seen: dict[str, str] = {}
+    duplicates = []
+    for path in SHIPPED_UTTERANCES:
+        for number, line in utterance_lines(path):
+            key = " ".join(line.lower().split())
+            where = f"{path.name}:{number}"
+            if key in seen:
+                duplicates.append(f"{where} repeats {seen[key]}")
+            seen.setdefault(key, where)
+    assert duplicates == []
+    assert rendered(utterance_problems(REPO / "utterances", display_root=REPO)[1]) == []
+
+
+def test_every_shipped_profile_routes_every_shipped_task() -> None:
+    tasks = {p.stem for p in SHIPPED_UTTERANCES}
+    for path in SHIPPED_PROFILES:
+        assert set(load_profile(path).routes) == tasks, path.name
+
+
+# --- references between files --------------------------------------------------------------
+
+
+def test_unknown_group_names_the_route_and_the_known_groups(home: Path) -> None:
+    edit(home / "profiles" / "t4_hybrid.yaml", "    group: t4-bio\n", "    group: t4-bioo\n")
+    report = run(home)
+    assert not report.ok
+    assert rendered(report.errors) == [
+        f"profiles/t4_hybrid.yaml: routes -> biomedical -> group: unknown group 't4-bioo' (known: {KNOWN})"
+    ]
+
+
+def test_unknown_fallback_names_its_index(home: Path) -> None:
+    edit(
+        home / "profiles" / "t4_hybrid.yaml",
+        "fallbacks: [deepseek-v3, claude-sonnet]",
+        "fallbacks: [deepseek-v3, claude-sonet]",
+    )
+    assert rendered(run(home).errors) == [
+        "profiles/t4_hybrid.yaml: routes -> code_generation -> fallbacks -> 1: "
+        f"unknown group 'claude-sonet' (known: {KNOWN})"
+    ]
+
+
+def test_unknown_default_route_group_is_reported(home: Path) -> None:
+    edit(
+        home / "profiles" / "development.yaml",
+        "default_route:\n  group: t4-generalist",
+        "default_route:\n  group: t4-general",
+    )
+    assert rendered(run(home).errors) == [
+        f"profiles/development.yaml: default_route -> group: unknown group 't4-general' (known: {KNOWN})"
+    ]
+
+
+def test_unknown_healthy_group_is_reported(home: Path) -> None:
+    edit(home / "profiles" / "h100_local.yaml", "healthy_groups: [h100-large]", "healthy_groups: [h100-big]")
+    assert rendered(run(home).errors) == [
+        f"profiles/h100_local.yaml: hardware -> healthy_groups -> 0: unknown group 'h100-big' (known: {KNOWN})"
+    ]
+
+
+def test_local_only_route_with_a_cloud_fallback_is_flagged(home: Path) -> None:
+    edit(
+        home / "profiles" / "t4_hybrid.yaml",
+        "    allow_cloud: false\n    fallbacks: [t4-generalist]\n  documentation:",
+        "    allow_cloud: false\n    fallbacks: [t4-generalist, deepseek-v3]\n  documentation:",
+    )
+    assert rendered(run(home).errors) == [
+        "profiles/t4_hybrid.yaml: routes -> biomedical -> fallbacks -> 1: 'deepseek-v3' is a cloud group but the route "
+        "sets allow_cloud: false (it would be skipped at run time)"
+    ]
+
+
+def test_local_only_route_with_a_cloud_primary_group_is_flagged(home: Path) -> None:
+    edit(
+        home / "profiles" / "h100_local.yaml",
+        "biomedical: {group: h100-large, allow_cloud: false}",
+        "biomedical: {group: deepseek-v3, allow_cloud: false, fallbacks: [h100-large]}",
+    )
+    assert rendered(run(home).errors) == [
+        "profiles/h100_local.yaml: routes -> biomedical -> group: 'deepseek-v3' is a cloud group but the route "
+        "sets allow_cloud: false"
+    ]
+
+
+def test_route_for_a_task_without_utterances_is_reported(home: Path) -> None:
+    edit(
+        home / "profiles" / "t4_hybrid.yaml",
+        "routes:\n",
+        "routes:\n  protein_folding:\n    group: t4-bio\n",
+    )
+    assert rendered(run(home).errors) == [
+        "profiles/t4_hybrid.yaml: routes -> protein_folding: no utterances/protein_folding.txt: "
+        "the classifier cannot recognise this task"
+    ]
+
+
+def test_removed_utterance_file_is_reported_for_every_profile_that_routes_the_task(home: Path) -> None:
+    (home / "utterances" / "safety.txt").unlink()
+    errors = rendered(run(home).errors)
+    assert errors == [
+        f"profiles/{p.name}: routes -> safety: no utterances/safety.txt: the classifier cannot recognise this task"
+        for p in SHIPPED_PROFILES
+    ]
+
+
+def test_task_with_utterances_but_no_route_is_a_warning(home: Path) -> None:
+    lines = [f"fold the protein sequence number {i} and predict its structure" for i in range(MIN_UTTERANCES)]
+    (home / "utterances" / "protein_folding.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = run(home)
+    assert report.ok
+    assert rendered(report.warnings) == [
+        f"profiles/{p.name}: routes: no route for task 'protein_folding': its requests take the default route (warning)"
+        for p in SHIPPED_PROFILES
+    ]
+    assert report.tasks["protein_folding"] == MIN_UTTERANCES
+
+
+# --- utterances ---------------------------------------------------------------------------------
+
+
+def keep_first_utterances(path: Path, count: int) -> None:
+    kept = [line for _, line in utterance_lines(path)[:count]]
+    path.write_text("# trimmed for a test\n" + "\n".join(kept) + "\n", encoding="utf-8")
+
+
+def test_utterance_file_with_too_few_lines_is_reported(home: Path) -> None:
+    keep_first_utterances(home / "utterances" / "embeddings.txt", MIN_UTTERANCES - 1)
+    report = run(home)
+    assert rendered(report.errors) == [
+        f"utterances/embeddings.txt: has {MIN_UTTERANCES - 1} utterances; a task needs at least {MIN_UTTERANCES}"
+    ]
+    assert report.tasks["embeddings"] == MIN_UTTERANCES - 1
+
+
+def test_utterance_file_with_exactly_the_minimum_is_accepted(home: Path) -> None:
+    keep_first_utterances(home / "utterances" / "embeddings.txt", MIN_UTTERANCES)
+    assert rendered(run(home).errors) == []
+
+
+def test_duplicate_utterance_across_files_names_both_files_and_lines(home: Path) -> None:
+    number, text = utterance_lines(home / "utterances" / "biomedical.txt")[0]
+    line = append(home / "utterances" / "safety.txt", text)
+    assert rendered(run(home).errors) == [
+        f"utterances/safety.txt: line {line}: duplicate of utterances/biomedical.txt line {number}"
+    ]
+
+
+def test_duplicates_ignore_case_and_spacing(home: Path) -> None:
+    number, text = utterance_lines(home / "utterances" / "code_generation.txt")[2]
+    variant = "  " + "   ".join(text.upper().split()) + "  "
+    line = append(home / "utterances" / "code_generation.txt", variant)
+    assert rendered(run(home).errors) == [
+        f"utterances/code_generation.txt: line {line}: duplicate of utterances/code_generation.txt line {number}"
+    ]
+
+
+def test_utterance_file_with_a_bad_task_name_is_reported(home: Path) -> None:
+    shutil.copy2(home / "utterances" / "safety.txt", home / "utterances" / "Protein-Folding.txt")
+    assert rendered(run(home).errors) == [
+        "utterances/Protein-Folding.txt: file name must be a lower_snake_case task name, not 'Protein-Folding'"
+    ]
+
+
+def test_non_utf8_utterance_file_is_reported(home: Path) -> None:
+    path = home / "utterances" / "safety.txt"
+    path.write_bytes(path.read_bytes() + b"caf\xe9 au lait\n")
+    errors = rendered(run(home).errors)
+    assert errors[0].startswith("utterances/safety.txt: not UTF-8 text: ")
+
+
+# --- litellm_config -----------------------------------------------------------------------------
+
+
+def test_deployment_without_locality_is_a_warning_that_it_counts_as_cloud(home: Path) -> None:
+    edit(
+        home / "litellm_config" / "config.yaml",
+        "model_info: {locality: cloud, mode: chat, max_input_tokens: 128000}",
+        "model_info: {mode: chat, max_input_tokens: 128000}",
+    )
+    report = run(home)
+    assert report.ok
+    assert rendered(report.warnings) == [
+        "litellm_config/config.yaml: model_list -> 10 -> model_info -> locality: "
+        "not declared for 'gpt-4o': it counts as cloud (warning)"
+    ]
+    assert report.groups["gpt-4o"] == "cloud"
+
+
+def test_local_group_without_locality_makes_its_local_only_routes_errors(home: Path) -> None:
+    edit(
+        home / "litellm_config" / "config.yaml",
+        "model_info: {locality: local, mode: chat, max_input_tokens: 2048,",
+        "model_info: {mode: chat, max_input_tokens: 2048,",
+    )
+    report = run(home)
+    assert report.groups["t4-bio"] == "cloud"
+    assert rendered(report.warnings) == [
+        "litellm_config/config.yaml: model_list -> 4 -> model_info -> locality: "
+        "not declared for 't4-bio': it counts as cloud (warning)"
+    ]
+    cloud_bio = "routes -> biomedical -> group: 't4-bio' is a cloud group but the route sets allow_cloud: false"
+    assert rendered(report.errors) == [
+        f"profiles/{name}.yaml: {cloud_bio}" for name in ("development", "l4_t4_combined", "t4_hybrid")
+    ]
+
+
+def test_invalid_litellm_config_is_reported_and_profiles_are_still_shape_checked(home: Path) -> None:
+    edit(home / "litellm_config" / "config.yaml", "locality: cloud, mode: chat, max_input_tokens: 128000", "mode: [")
+    edit(home / "profiles" / "cloud_only.yaml", "priority: 10", "priorty: 10")
+    errors = rendered(run(home).errors)
+    assert len(errors) == 2
+    assert "litellm_config/config.yaml: invalid YAML: line " in errors[0]
+    assert errors[1].startswith("profiles/cloud_only.yaml: priorty: unknown key")
+
+
+# --- settings and several files at once -----------------------------------------------------
+
+
+def test_active_profile_without_a_file_is_reported(home: Path) -> None:
+    edit(home / "biorouter.yaml", "profile: development", "profile: gpu_cluster")
+    assert rendered(run(home).errors) == [
+        "biorouter.yaml: profile: active profile 'gpu_cluster' has no file profiles/gpu_cluster.yaml"
+    ]
+
+
+def test_active_profile_from_the_environment_is_checked_too(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BIOROUTER_PROFILE", "laptop")
+    assert rendered(run(home).errors) == [
+        "biorouter.yaml: profile: active profile 'laptop' has no file profiles/laptop.yaml"
+    ]
+
+
+def test_missing_profiles_folder_is_reported(home: Path) -> None:
+    shutil.rmtree(home / "profiles")
+    assert rendered(run(home).errors) == ["profiles: profiles folder not found"]
+
+
+def test_validate_all_never_raises_for_a_broken_settings_path(home: Path) -> None:
+    settings = load_settings(home)
+    elsewhere = Settings(litellm_config=Path("nowhere/config.yaml"), home=settings.home)
+    errors = validate_all(elsewhere).errors
+    assert [p.message for p in errors] == ["file not found"]
+    assert errors[0].source.endswith("nowhere/config.yaml")
+
+
+def test_every_problem_in_every_file_is_reported_in_one_run(home: Path) -> None:
+    edit(home / "profiles" / "t4_hybrid.yaml", "    group: t4-bio\n", "    group: t4-bioo\n")
+    edit(
+        home / "profiles" / "development.yaml",
+        "    group: t4-bio\n    allow_cloud: false",
+        "    group: t4-bio\n    alow_cloud: false",
+    )
+    edit_pattern(home / "profiles" / "cloud_only.yaml", r"min_confidence: [0-9.]+", "min_confidence: 1.5")
+    keep_first_utterances(home / "utterances" / "orchestration.txt", 3)
+    number, text = utterance_lines(home / "utterances" / "data_analysis.txt")[0]
+    line = append(home / "utterances" / "math_statistics.txt", text)
+    edit(
+        home / "litellm_config" / "config.yaml",
+        "model_info: {locality: cloud, mode: chat, max_input_tokens: 65536}",
+        "model_info: {mode: chat, max_input_tokens: 65536}",
+    )
+    edit(home / "biorouter.yaml", "profile: development", "profile: gpu_cluster")
+
+    report = run(home)
+
+    assert sorted(rendered(report.errors)) == sorted(
+        [
+            "biorouter.yaml: profile: active profile 'gpu_cluster' has no file profiles/gpu_cluster.yaml",
+            "profiles/cloud_only.yaml: classifier -> min_confidence: Input should be less than or equal to 1 (got 1.5)",
+            "profiles/development.yaml: routes -> biomedical -> alow_cloud: unknown key (check the spelling; "
+            "profiles/README.md lists every key)",
+            f"profiles/t4_hybrid.yaml: routes -> biomedical -> group: unknown group 't4-bioo' (known: {KNOWN})",
+            f"utterances/math_statistics.txt: line {line}: duplicate of utterances/data_analysis.txt line {number}",
+            "utterances/orchestration.txt: has 3 utterances; a task needs at least 10",
+        ]
+    )
+    assert rendered(report.warnings) == [
+        "litellm_config/config.yaml: model_list -> 8 -> model_info -> locality: "
+        "not declared for 'deepseek-v3': it counts as cloud (warning)"
+    ]
+    # the valid profiles were still checked and listed
+    assert report.profiles == ("h100_local", "l4_t4_combined", "t4_hybrid")

@@ -52,6 +52,9 @@ def packaged_minilm_path() -> str:
 def _local_encoder(model: str, device: str | None) -> Any:
     offline.apply()
     from semantic_router.encoders import LocalEncoder
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # a load bar per process would clutter proxy logs
 
     try:
         return LocalEncoder(name=model, device=device or "cpu")  # type: ignore[no-untyped-call]

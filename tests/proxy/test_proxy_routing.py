@@ -78,14 +78,18 @@ def test_unknown_model_gets_a_clear_400(client) -> None:
     assert "t4-coder" in str(caught.value)  # lists what exists
 
 
-def test_request_without_the_master_key_is_refused_before_any_upstream(dev_stack, clean_standins) -> None:
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer sk-wrong"}], ids=["no-key", "wrong-key"])
+def test_request_without_the_master_key_is_refused_before_any_upstream(dev_stack, clean_standins, headers) -> None:
+    # litellm 1.106.2 answers a missing key with a bare 500 and a wrong key with 400 "No connected
+    # db." (it has no key database here); what matters is that nothing is served or forwarded.
     response = httpx.post(
         dev_stack.proxy.url + "/v1/chat/completions",
         json={"model": "auto", "messages": [{"role": "user", "content": "hi"}]},
+        headers=headers,
         timeout=30,
     )
     assert response.status_code >= 400
-    assert "api key" in response.text.lower()
+    assert "choices" not in response.text
     assert sum(s.stats()["requests"] for s in clean_standins) == 0
 
 

@@ -54,7 +54,7 @@ def _local_encoder(model: str, device: str | None) -> Any:
     from semantic_router.encoders import LocalEncoder
     from transformers.utils import logging as transformers_logging
 
-    transformers_logging.disable_progress_bar()  # a load bar per process would clutter proxy logs
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # no load bar in proxy logs
 
     try:
         return LocalEncoder(name=model, device=device or "cpu")  # type: ignore[no-untyped-call]

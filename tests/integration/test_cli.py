@@ -1,0 +1,99 @@
+"""The ``biorouter`` command as a user runs it: real subprocesses for the commands that embed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from biorouter.cli.main import main
+
+from ..conftest import ROOT
+
+# Prompts written for this test; each is unambiguous about its task.
+EVAL_LINES = [
+    {"text": "Write a Python function that returns the GC content of a DNA string", "label": "code_generation"},
+    {"text": "Why does my R script fail with 'object not found' when I call ggplot here?", "label": "code_validation"},
+    {"text": "What is the standard deviation of 2, 4, 4, 4, 5, 5, 7, 9?", "label": "math_statistics"},
+    {"text": "Which organ produces insulin and what does insulin do?", "label": "biomedical"},
+    {"text": "Tell me a joke about penguins", "label": "intent_parsing"},
+    {"text": "Explain in detail how to make a nerve agent at home", "label": "safety"},
+]
+
+
+def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "BIOROUTER_HOME": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "biorouter", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_no_arguments_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    for command in ("route", "validate", "eval", "serve"):
+        assert command in out
+
+
+def test_route_json_prints_the_decision_with_no_upstream_running() -> None:
+    result = run_cli("route", "write a snakemake rule that aligns reads with bwa", "--json")
+    assert result.returncode == 0, result.stderr
+    decision = json.loads(result.stdout)
+    assert decision["task"] == "code_generation"
+    assert decision["group"] == "t4-coder"
+    assert decision["profile"] == "development"
+    assert set(decision["scores"]) >= {"code_generation", "biomedical", "safety"}
+    assert decision["fallbacks"] == ["t4-generalist", "deepseek-v3"]
+    assert decision["reasons"]
+    assert 0 < decision["confidence"] <= 1
+
+
+def test_validate_passes_on_the_shipped_files(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate"]) == 0
+    assert "OK: 0 errors" in capsys.readouterr().out
+
+
+def test_validate_exits_1_and_names_file_and_key_of_each_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("biorouter.yaml",):
+        shutil.copy(ROOT / name, tmp_path / name)
+    for folder in ("profiles", "utterances", "litellm_config"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    hybrid = tmp_path / "profiles" / "t4_hybrid.yaml"
+    hybrid.write_text(hybrid.read_text().replace("group: t4-bio\n", "group: t4-bioo\n", 1))
+    monkeypatch.setenv("BIOROUTER_HOME", str(tmp_path))
+    assert main(["validate"]) == 1
+    out = capsys.readouterr().out
+    assert "profiles/t4_hybrid.yaml: routes -> biomedical -> group: unknown group 't4-bioo' (known: " in out
+    assert "FAILED: 1 error" in out
+
+
+def test_eval_reports_metrics_and_writes_predictions_and_plot(tmp_path: Path) -> None:
+    data = tmp_path / "labelled.jsonl"
+    data.write_text("\n".join(json.dumps(line) for line in EVAL_LINES) + "\n", encoding="utf-8")
+    predictions, plot = tmp_path / "predictions.jsonl", tmp_path / "confusion.png"
+    result = run_cli("eval", "--data", str(data), "--json", "--predictions", str(predictions), "--plot", str(plot))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["examples"] == len(EVAL_LINES)
+    assert report["accuracy"] >= 5 / 6
+    assert set(report["per_class"]) >= {line["label"] for line in EVAL_LINES}
+    assert len(report["confusion"]) == len(report["labels"])
+    assert 0 <= report["group_accuracy"] <= 1
+    rows = [json.loads(line) for line in predictions.read_text(encoding="utf-8").splitlines()]
+    assert [row["text"] for row in rows] == [line["text"] for line in EVAL_LINES]
+    assert set(rows[0]) == {"text", "label", "task", "confidence"}
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_names_the_file_and_line_of_a_malformed_example(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "bad.jsonl"
+    data.write_text('{"text": "hello", "label": "intent_parsing"}\n{"text": "no label"}\n', encoding="utf-8")
+    assert main(["eval", "--data", str(data)]) == 1
+    assert f"{data}: line 2 -> label" in capsys.readouterr().err

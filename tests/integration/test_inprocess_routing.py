@@ -113,3 +113,20 @@ async def test_broken_encoder_routes_to_the_default_group_and_says_why(dev_stack
     assert decision.group == "t4-generalist"
     assert any("classifier unavailable" in reason for reason in decision.reasons)
     assert content(response).startswith("[t4-generalist]")
+
+
+async def test_module_level_acompletion_uses_biorouter_yaml(dev_stack, clean_standins, monkeypatch, classifier) -> None:
+    import biorouter
+    from biorouter import engine as engine_module
+
+    monkeypatch.setenv("BIOROUTER_LITELLM_CONFIG", str(dev_stack.config_path))
+    engine_module.reset_default_router()
+    try:
+        default = engine_module.default_router()  # reads biorouter.yaml; loads nothing yet
+        default.classifier = classifier  # share the session's loaded index instead of embedding again
+        response = await biorouter.acompletion(messages=CODE)
+        assert response._hidden_params["biorouter"].group == "t4-coder"
+        assert content(response).startswith("[t4-coder]")
+        assert (await biorouter.aroute(CODE)).task == "code_generation"
+    finally:
+        engine_module.reset_default_router()

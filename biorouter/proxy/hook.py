@@ -109,9 +109,14 @@ class BiorouterProxyHook(CustomLogger):
     ) -> dict[str, Any]:
         if call_type not in _CHAT_CALLS:
             return data
+        messages = data.get("messages")
+        if messages is None and "prompt" in data:  # /v1/completions carries a prompt, not messages
+            prompt = data["prompt"]
+            text = prompt if isinstance(prompt, str) else "\n".join(p for p in prompt or [] if isinstance(p, str))
+            messages = [{"role": "user", "content": text}]
         try:
             engine = await self.engine()
-            decision = await engine.aroute(data.get("messages"), str(data.get("model") or "auto"))
+            decision = await engine.aroute(messages, str(data.get("model") or "auto"))
         except RequestError as e:
             raise HTTPException(status_code=400, detail=f"biorouter: {e}") from e
         except RoutingError as e:

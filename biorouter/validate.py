@@ -152,11 +152,8 @@ def validate_all(settings: Settings, *, litellm_config: Path | None = None) -> V
     if catalogue.groups:
         for source, profile in profiles.values():
             problems.extend(check_profile(source, profile, catalogue, tasks))
-    if (
-        folder.is_dir()
-        and settings.active_profile not in profiles
-        and (folder / f"{settings.active_profile}.yaml").exists() is False
-    ):
+    # an active profile whose file exists but failed to parse is already reported above
+    if folder.is_dir() and not (folder / f"{settings.active_profile}.yaml").exists():
         problems.append(
             Problem(
                 "biorouter.yaml",

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from biorouter import __version__
-from biorouter.errors import BiorouterError, ConfigError
+from biorouter.errors import BiorouterError
 
 __all__ = ["main"]
 
@@ -45,10 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[args.command])
     try:
         code: int = module.run(args)
-    except ConfigError as e:
-        print(f"biorouter {args.command}: {e}", file=sys.stderr)
-        return 1
-    except BiorouterError as e:
+    except BiorouterError as e:  # ConfigError included: it lists every problem
         print(f"biorouter {args.command}: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -66,7 +66,7 @@ def main() -> None:
 
     settings = load_settings()
     utterances = dict(load_utterances(settings.utterances_path))
-    classifier = TaskClassifier(utterances, settings.classifier)
+    classifier = TaskClassifier.from_settings(settings)
     start = time.perf_counter()
     classifier.load()
     load_s = time.perf_counter() - start

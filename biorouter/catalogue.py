@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from biorouter.errors import ConfigError
-from biorouter.yamlfile import problems_from_validation, read_yaml_mapping
+from biorouter.yamlfile import load_model, problems_from_validation
 
 __all__ = ["Catalogue", "Deployment", "Group", "LiteLLMConfig", "load_litellm_config"]
 
@@ -119,9 +119,4 @@ class Catalogue(BaseModel):
 
 
 def load_litellm_config(path: Path, *, display: str | None = None) -> LiteLLMConfig:
-    source = display or str(path)
-    data = read_yaml_mapping(path, display=source)
-    try:
-        return LiteLLMConfig.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(problems_from_validation(source, e, data)) from e
+    return load_model(path, LiteLLMConfig, display=display)

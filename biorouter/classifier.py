@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from biorouter.errors import ClassifierError
-from biorouter.settings import ClassifierSettings
+from biorouter.settings import ClassifierSettings, Settings
 
 __all__ = ["Classification", "TaskClassifier", "query_text"]
 
@@ -64,6 +64,14 @@ class TaskClassifier:
         self._encoder = encoder
         self._router: Any | None = None
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, encoder: Any | None = None) -> TaskClassifier:
+        """Over ``settings``' utterances folder with its classifier settings; nothing is embedded yet."""
+        from biorouter.utterances import load_utterances
+
+        utterances = load_utterances(settings.utterances_path, display_root=settings.home)
+        return cls(utterances, settings.classifier, encoder=encoder)
 
     @property
     def tasks(self) -> list[str]:

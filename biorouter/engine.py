@@ -27,7 +27,6 @@ from biorouter.policy import decide
 from biorouter.profiles import Profile, load_profiles
 from biorouter.request_view import view_request
 from biorouter.settings import Settings, load_settings
-from biorouter.utterances import load_utterances
 
 __all__ = ["BioRouter", "default_router", "reset_default_router"]
 
@@ -102,8 +101,7 @@ class BioRouter:
             config = load_litellm_config(path)
             catalogue = Catalogue.from_deployments(config.model_list)
         if classifier is None:
-            utterances = load_utterances(settings.utterances_path, display_root=home)
-            classifier = TaskClassifier(utterances, settings.classifier, encoder=encoder)
+            classifier = TaskClassifier.from_settings(settings, encoder=encoder)
         return cls(
             settings=settings,
             profile=profiles[name],

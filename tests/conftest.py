@@ -48,9 +48,8 @@ def shipped_settings():  # type: ignore[no-untyped-def]
 def classifier(shipped_settings):  # type: ignore[no-untyped-def]
     """The real default classifier over the shipped utterances, loaded once."""
     from biorouter.classifier import TaskClassifier
-    from biorouter.utterances import load_utterances
 
-    shared = TaskClassifier(load_utterances(shipped_settings.utterances_path), shipped_settings.classifier)
+    shared = TaskClassifier.from_settings(shipped_settings)
     shared.load()
     return shared
 

@@ -42,9 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    module = importlib.import_module(COMMANDS[args.command])
     try:
-        code: int = module.run(args)
+        code: int = args.handler(args)
     except BiorouterError as e:  # ConfigError included: it lists every problem
         print(f"biorouter {args.command}: {e}", file=sys.stderr)
         return 1

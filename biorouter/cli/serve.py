@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import signal
 import time
 from pathlib import Path
@@ -63,13 +62,13 @@ def run(args: argparse.Namespace) -> int:
     profile_name = args.profile or settings.active_profile
     profile = load_profile(settings.profiles_path / f"{profile_name}.yaml")
     port = args.port or int(os.environ.get("BIOROUTER_PORT", "4000"))
-    key = os.environ.get("LITELLM_MASTER_KEY")
-    generated = not key
-    key = key or f"sk-local-{secrets.token_urlsafe(18)}"
+    configured_key = os.environ.get("LITELLM_MASTER_KEY")
     groups = sorted(profile.groups())
     env = {"BIOROUTER_HOME": str(settings.home), "BIOROUTER_PROFILE": profile_name}
     run_dir = args.run_dir.resolve()
-    stack = DevStack(settings.litellm_config_path, groups, run_dir=run_dir, port=port, master_key=key, env=env)
+    stack = DevStack(
+        settings.litellm_config_path, groups, run_dir=run_dir, port=port, master_key=configured_key, env=env
+    )
     print(f"starting {len(groups)} stand-ins and the LiteLLM proxy on 127.0.0.1:{port} ...", flush=True)
     stop = False
 
@@ -79,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     with stack:
+        key, generated = stack.proxy.master_key, configured_key is None
         print(_banner(stack.proxy.url, key, generated, profile_name, groups, run_dir), flush=True)
         try:
             while not stop and stack.proxy.is_running():

@@ -30,7 +30,6 @@ from biorouter.decision import Decision
 from biorouter.engine import BioRouter
 from biorouter.errors import BiorouterError, ConfigError, Problem, RequestError, RoutingError
 from biorouter.settings import load_settings
-from biorouter.utterances import load_utterances
 
 __all__ = ["BiorouterProxyHook", "proxy_handler_instance"]
 
@@ -75,9 +74,7 @@ class BiorouterProxyHook(CustomLogger):
     def _shared_classifier(self) -> TaskClassifier:
         with self._lock:
             if self._classifier is None:
-                settings = load_settings()
-                utterances = load_utterances(settings.utterances_path, display_root=settings.home)
-                self._classifier = TaskClassifier(utterances, settings.classifier)
+                self._classifier = TaskClassifier.from_settings(load_settings())
             return self._classifier
 
     def _warm(self) -> None:

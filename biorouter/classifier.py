@@ -74,6 +74,12 @@ class TaskClassifier:
         return cls(utterances, settings.classifier, encoder=encoder)
 
     @property
+    def keeps_text_local(self) -> bool:
+        """Whether request text stays on premises when embedded (False for a cloud endpoint)."""
+        encoder = self._settings.encoder
+        return encoder.kind != "openai-compatible" or encoder.locality == "local"
+
+    @property
     def tasks(self) -> list[str]:
         return sorted(self._utterances)
 

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from biorouter.errors import KeptLocalError
+
 __all__ = ["AUTO_MODELS", "Decision", "Signals"]
 
 # What a client sends as "model" to ask biorouter to choose.
@@ -33,6 +35,8 @@ class Signals(BaseModel):
     confidence: float = 0.0
     scores: Mapping[str, float] = Field(default_factory=dict)
     classifier_error: str | None = None  # set when classification failed: fail soft
+    sensitive_rules: tuple[str, ...] = ()  # detector rules that fired (names only, never the text)
+    task_hint: str | None = None  # a client's own task label (metadata.biorouter_task)
 
 
 class Decision(BaseModel):
@@ -46,6 +50,9 @@ class Decision(BaseModel):
     confidence: float | None = None
     scores: Mapping[str, float] = Field(default_factory=dict)
     local_only: bool = False
+    local_only_rules: tuple[str, ...] = Field(
+        default=(), description="why the request is local-only: 'route:<task>' or 'content:<detector rule>'"
+    )
     local_only_reason: str | None = None
     reasons: tuple[str, ...] = ()
     defaults: Mapping[str, Any] = Field(default_factory=dict, description="max_tokens/temperature if unset")
@@ -61,6 +68,7 @@ class Decision(BaseModel):
             "x-biorouter-confidence": "" if self.confidence is None else f"{self.confidence:.4f}",
             "x-biorouter-fallbacks": ",".join(self.fallbacks),
             "x-biorouter-local-only": "true" if self.local_only else "false",
+            "x-biorouter-local-only-rules": ",".join(self.local_only_rules),
         }
         return headers
 
@@ -74,10 +82,19 @@ class Decision(BaseModel):
             "group": self.group,
             "fallbacks": list(self.fallbacks),
             "local_only": self.local_only,
+            "local_only_rules": list(self.local_only_rules),
             "reasons": list(self.reasons),
             "text_sha256": self.text_sha256[:16],
         }
         return "biorouter decision " + json.dumps(payload, sort_keys=True)
+
+    def kept_local(self, cause: BaseException) -> KeptLocalError:
+        """The refusal for this local-only decision after LiteLLM could not serve it locally."""
+        first_line = (str(cause).splitlines() or [type(cause).__name__])[0]
+        return KeptLocalError(
+            f"request kept local ({self.local_only_reason}); no local deployment could serve it: {first_line}",
+            rules=self.local_only_rules,
+        )
 
     def summary(self) -> dict[str, Any]:
         """The JSON-able record (as ``biorouter route --json`` prints it)."""

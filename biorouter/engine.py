@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from biorouter import offline
-from biorouter.adapter import gather_signals, litellm_arguments
+from biorouter.adapter import gather_signals, litellm_arguments, task_hint
+from biorouter.audit import AuditLog, AuditRecord
 from biorouter.catalogue import Catalogue, LiteLLMConfig, load_litellm_config
 from biorouter.classifier import TaskClassifier
-from biorouter.decision import Decision
-from biorouter.errors import ConfigError, Problem
+from biorouter.decision import AUTO_MODELS, Decision
+from biorouter.errors import BiorouterError, ConfigError, KeptLocalError, Problem
 from biorouter.policy import decide
 from biorouter.profiles import Profile, load_profiles
 from biorouter.request_view import view_request
@@ -65,6 +67,9 @@ class BioRouter:
         self.profile = profile
         self.catalogue = catalogue
         self.classifier = classifier
+        self.detector = profile.governance.detector()
+        audit_path = settings.audit_log_path
+        self.audit = AuditLog(audit_path) if audit_path is not None else None
         self._litellm_config = litellm_config
         self._router: Any | None = None
         self._router_lock = threading.Lock()
@@ -110,11 +115,23 @@ class BioRouter:
             litellm_config=config,
         )
 
-    async def aroute(self, messages: Any, model: str = "auto") -> Decision:
-        """Decide where a request goes without calling any upstream."""
+    async def aroute(self, messages: Any, model: str = "auto", *, task: str | None = None) -> Decision:
+        """Decide where a request goes without calling any upstream.
+
+        ``task`` is the client's own task label (``metadata.biorouter_task``): it picks the route
+        but never lifts a local-only rule.
+        """
         view = view_request(messages)
-        signals = await gather_signals(view, model, self.classifier)
+        named_cloud = model not in AUTO_MODELS and model in self.catalogue.groups and not self.catalogue.is_local(model)
+        signals = await gather_signals(
+            view, model, self.classifier, detector=self.detector, classify_named=named_cloud, hint=task
+        )
         return decide(signals, self.profile, self.catalogue)
+
+    def record(self, decision: Decision, request_id: str, **outcome: Any) -> None:
+        """Append the audit record of a local-only decision (others are not audited)."""
+        if self.audit is not None and decision.local_only:
+            self.audit.write(AuditRecord.from_decision(decision, request_id=request_id, **outcome))
 
     @property
     def router(self) -> Any:
@@ -132,21 +149,83 @@ class BioRouter:
         from litellm.router import Router
 
         config = self._litellm_config
+        from biorouter.guard import ensure_guard_registered
+
+        ensure_guard_registered()  # the second wall: drops cloud deployments of local-only requests per hop
+        config = self._litellm_config
         settings = {k: v for k, v in config.router_settings.items() if k in _ROUTER_SETTING_KEYS}
         model_list = [d.model_dump(mode="json", exclude_none=True) for d in config.model_list]
         return Router(model_list=model_list, **settings)
 
     async def acompletion(self, messages: Any, model: str = "auto", **kwargs: Any) -> Any:
-        """Route and call: returns LiteLLM's response with the Decision in ``_hidden_params``."""
-        decision = await self.aroute(messages, model)
-        logger.info(decision.log_line())
+        """Route and call: returns LiteLLM's response with the Decision in ``_hidden_params``.
+
+        Raises :class:`KeptLocalError` when a local-only request cannot be served locally (no local
+        group, or every local deployment failed): it is refused, never sent to the cloud.
+        """
         request = {"messages": messages, **kwargs}
+        request_id = str(request.setdefault("litellm_call_id", str(uuid.uuid4())))
+        decision = await self._decide_or_record(messages, model, request, request_id)
+        logger.info(decision.log_line())
         arguments = {**request, **litellm_arguments(decision, request, self.profile)}
-        response = await self.router.acompletion(**arguments)
+        try:
+            response = await self.router.acompletion(**arguments)
+        except BiorouterError:
+            raise
+        except Exception as e:
+            if not decision.local_only:
+                raise
+            refusal = decision.kept_local(e)
+            logger.warning("biorouter refused a local-only request %s: %s", request_id, refusal)
+            self.record(decision, request_id, outcome="refused", error=str(refusal))
+            raise refusal from e
         hidden = getattr(response, "_hidden_params", None)
         if isinstance(hidden, dict):
             hidden["biorouter"] = decision
+            self.record(decision, request_id, outcome="served", **served_by(hidden, self.router))
         return response
+
+    async def _decide_or_record(
+        self, messages: Any, model: str, request: Mapping[str, Any], request_id: str
+    ) -> Decision:
+        try:
+            return await self.aroute(messages, model, task=task_hint(request))
+        except KeptLocalError as e:
+            logger.warning("biorouter refused a local-only request %s: %s", request_id, e)
+            if self.audit is not None:
+                self.audit.write(refusal_record(self.profile.name, request_id, e))
+            raise
+
+
+def served_by(hidden: Mapping[str, Any], router: Any) -> dict[str, Any]:
+    """Group, deployment id, api_base and locality of the deployment that answered."""
+    deployment_id = hidden.get("model_id")
+    deployment = router.get_deployment(model_id=deployment_id) if deployment_id else None
+    info = deployment.model_info if deployment is not None else None
+    locality = getattr(info, "locality", None) if info is not None else None
+    if info is not None and locality is None and hasattr(info, "get"):
+        locality = info.get("locality")
+    return {
+        "group": deployment.model_name if deployment is not None else None,
+        "deployment_id": deployment_id,
+        "api_base": hidden.get("api_base"),
+        "locality": "local" if locality == "local" else "cloud",
+    }
+
+
+def refusal_record(profile: str, request_id: str, error: KeptLocalError) -> AuditRecord:
+    """The audit record of a request refused before any decision could be made."""
+    from datetime import UTC, datetime
+
+    return AuditRecord(
+        time=datetime.now(UTC),
+        request_id=request_id,
+        profile=profile,
+        task=None,
+        rules=error.rules,
+        outcome="refused",
+        error=str(error)[:500],
+    )
 
 
 _default: BioRouter | None = None

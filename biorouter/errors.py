@@ -6,6 +6,8 @@
     ├── ClassifierError                the encoder or the semantic router could not load or answer
     ├── RequestError                   the request itself cannot be routed (no text, unknown task hint)
     └── RoutingError                   no deployment group can serve a decided request
+        └── KeptLocalError             a local-only request no local deployment could serve: refused,
+                                       never widened to the cloud (HTTP 503 from the proxy)
 
 Callers catch ``BiorouterError`` to handle every failure of ours; LiteLLM's own exceptions
 (upstream errors after retries and fallbacks) pass through untouched, so a client sees the
@@ -21,6 +23,7 @@ __all__ = [
     "BiorouterError",
     "ClassifierError",
     "ConfigError",
+    "KeptLocalError",
     "Problem",
     "RequestError",
     "RoutingError",
@@ -66,3 +69,15 @@ class RequestError(BiorouterError):
 
 class RoutingError(BiorouterError):
     """No deployment group the profile allows can serve this request."""
+
+
+class KeptLocalError(RoutingError):
+    """A local-only request that no local deployment could serve; it was refused, not sent to the cloud.
+
+    ``rules`` names what made it local-only (``route:<task>``, ``content:<detector rule>``), never
+    the request text.
+    """
+
+    def __init__(self, message: str, *, rules: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.rules = rules

@@ -5,27 +5,43 @@ no clock, no randomness and no LiteLLM types. The proxy hook and the Python API 
 signals, call this, and translate the result at their edge (see :mod:`biorouter.adapter`).
 
 Rules, in order:
-1. A request that names a group directly (not ``auto``) passes through to it.
-2. No usable classification (empty text, classifier down, score below the profile's
+1. A request that names a group directly (not ``auto``) passes through to it, unless it is
+   local-only and the group is not local: then it is refused, or re-routed to the local groups
+   its task would use when the profile says ``sensitive_cloud_request: reroute``.
+2. A client's task hint (``metadata.biorouter_task``) picks the route when it names a task of the
+   profile. No usable classification (empty text, classifier down, score below the profile's
    ``min_confidence``) or a task the profile has no route for: the profile's default route.
    Intelligence fails soft.
 3. Only groups that serve the request's kind (chat or embedding) are offered.
-4. A route with ``allow_cloud: false`` makes the request local-only: only local groups are
-   offered, as primary and as fallbacks. If none is left, the request is refused. Governance
-   fails closed.
+4. A request is local-only when any rule says so: sensitive content (the detector), the chosen
+   route's ``allow_cloud: false``, or the route of the task the classifier saw, however unsure
+   (a hint or a low score never lifts it). Only local groups are offered, as primary and as
+   fallbacks; if the route has none, the default route's local groups; if none is left, the
+   request is refused with :class:`KeptLocalError`. Governance fails closed.
 """
 
 from __future__ import annotations
 
 from biorouter.catalogue import Catalogue
 from biorouter.decision import AUTO_MODELS, Decision, Mode, Signals
-from biorouter.errors import RequestError, RoutingError
+from biorouter.errors import KeptLocalError, RequestError, RoutingError
 from biorouter.profiles import Profile, Route
 
-__all__ = ["decide"]
+__all__ = ["DEFAULT_ROUTE", "decide", "local_only_rules"]
+
+DEFAULT_ROUTE = "default_route"  # the rule label of the profile's default route
 
 
 def _choose_route(signals: Signals, profile: Profile) -> tuple[Route, Mode, list[str]]:
+    if signals.task_hint is not None:
+        route = profile.route_for(signals.task_hint)
+        if route is None:
+            known = ", ".join(sorted(profile.routes))
+            raise RequestError(
+                f"unknown task '{signals.task_hint}' in metadata.biorouter_task (profile '{profile.name}' "
+                f"routes: {known})"
+            )
+        return route, "routed", [f"client task hint '{signals.task_hint}' -> route"]
     if signals.classifier_error is not None:
         return (
             profile.default_route,
@@ -51,15 +67,26 @@ def _choose_route(signals: Signals, profile: Profile) -> tuple[Route, Mode, list
     return route, "routed", [f"task '{signals.task}' (confidence {signals.confidence:.3f}) -> route"]
 
 
+def local_only_rules(signals: Signals, profile: Profile, route: Route | None, route_label: str) -> tuple[str, ...]:
+    """Every rule that keeps this request local, as ``content:<rule>`` / ``route:<task>`` labels."""
+    rules = [f"content:{rule}" for rule in signals.sensitive_rules]
+    if route is not None and not route.allow_cloud:
+        rules.append(f"route:{route_label}")
+    seen = profile.route_for(signals.task) if signals.task is not None else None
+    if seen is not None and not seen.allow_cloud and f"route:{signals.task}" not in rules:
+        rules.append(f"route:{signals.task}")
+    return tuple(rules)
+
+
 def _serves(mode: str, kind: str) -> bool:
     return mode == "embedding" if kind == "embedding" else mode != "embedding"
 
 
 def _allowed_groups(
-    route: Route, signals: Signals, local_only: bool, catalogue: Catalogue, reasons: list[str]
+    groups: tuple[str, ...], signals: Signals, local_only: bool, catalogue: Catalogue, reasons: list[str]
 ) -> list[str]:
     allowed = []
-    for group in (route.group, *route.fallbacks):
+    for group in groups:
         if group not in catalogue.groups:
             reasons.append(f"group '{group}' is not in litellm_config: skipped")
         elif not _serves(catalogue.groups[group].mode, signals.kind):
@@ -71,33 +98,82 @@ def _allowed_groups(
     return allowed
 
 
+def _passthrough(signals: Signals, profile: Profile, catalogue: Catalogue) -> tuple[Decision | None, list[str]]:
+    """The Decision for a request naming a group, or None when it must be re-routed."""
+    requested = signals.requested_model
+    if requested not in catalogue.groups:
+        known = ", ".join(catalogue.names())
+        raise RequestError(f"unknown model '{requested}': use 'auto' or a deployment group ({known})")
+    rules = local_only_rules(signals, profile, None, "")
+    if not rules or catalogue.is_local(requested):
+        return (
+            Decision(
+                profile=profile.name,
+                mode="passthrough",
+                group=requested,
+                local_only=bool(rules),
+                local_only_rules=rules,
+                local_only_reason=_reason(rules),
+                reasons=(f"client asked for group '{requested}'",),
+                text_sha256=signals.text_sha256,
+            ),
+            [],
+        )
+    if profile.governance.sensitive_cloud_request == "refuse":
+        raise KeptLocalError(
+            f"profile '{profile.name}': the request names cloud group '{requested}' but must stay local "
+            f"({_reason(rules)}); refused. Ask for 'auto' or a local group.",
+            rules=rules,
+        )
+    return None, [f"client asked for cloud group '{requested}' but the request is local-only: re-routed"]
+
+
+def _reason(rules: tuple[str, ...]) -> str | None:
+    if not rules:
+        return None
+    parts = []
+    for rule in rules:
+        kind, _, name = rule.partition(":")
+        if kind == "content":
+            parts.append(f"sensitive content ({name})")
+        elif name == DEFAULT_ROUTE:
+            parts.append("the default route sets allow_cloud: false")
+        else:
+            parts.append(f"route '{name}' sets allow_cloud: false")
+    return "; ".join(parts)
+
+
 def decide(signals: Signals, profile: Profile, catalogue: Catalogue) -> Decision:
     """Choose the deployment group and allowed fallbacks for one request."""
-    requested = signals.requested_model
-    if requested not in AUTO_MODELS:
-        if requested not in catalogue.groups:
-            known = ", ".join(catalogue.names())
-            raise RequestError(f"unknown model '{requested}': use 'auto' or a deployment group ({known})")
-        return Decision(
-            profile=profile.name,
-            mode="passthrough",
-            group=requested,
-            reasons=(f"client asked for group '{requested}'",),
-            text_sha256=signals.text_sha256,
-        )
+    prefix: list[str] = []
+    if signals.requested_model not in AUTO_MODELS:
+        decision, prefix = _passthrough(signals, profile, catalogue)
+        if decision is not None:
+            return decision
 
     route, mode, reasons = _choose_route(signals, profile)
-    local_only = not route.allow_cloud
-    local_only_reason = None
-    if local_only:
-        task = signals.task if mode == "routed" else "default route"
-        local_only_reason = f"route '{task}' sets allow_cloud: false"
-    allowed = _allowed_groups(route, signals, local_only, catalogue, reasons)
+    reasons = prefix + reasons
+    label = (signals.task_hint or signals.task or DEFAULT_ROUTE) if mode == "routed" else DEFAULT_ROUTE
+    rules = local_only_rules(signals, profile, route, label)
+    local_only = bool(rules)
+    chain = (route.group, *route.fallbacks)
+    allowed = _allowed_groups(chain, signals, local_only, catalogue, reasons)
+    if not allowed and local_only and route is not profile.default_route:
+        reasons.append("no local group in the route: the default route's local groups serve it")
+        default_chain = (profile.default_route.group, *profile.default_route.fallbacks)
+        chain = chain + tuple(g for g in default_chain if g not in chain)
+        allowed = _allowed_groups(default_chain, signals, local_only, catalogue, [])
     if not allowed:
-        kept = " and kept local" if local_only else ""
+        tried = ", ".join(chain)
+        if local_only:
+            raise KeptLocalError(
+                f"profile '{profile.name}': request kept local ({_reason(rules)}) and no local group can serve "
+                f"it; tried {tried} ({'; '.join(reasons)})",
+                rules=rules,
+            )
         raise RoutingError(
-            f"profile '{profile.name}': no deployment group can serve this request{kept}; "
-            f"tried {', '.join((route.group, *route.fallbacks))} ({'; '.join(reasons)})"
+            f"profile '{profile.name}': no deployment group can serve this request; tried {tried} "
+            f"({'; '.join(reasons)})"
         )
     if allowed[0] != route.group:
         reasons.append(f"serving from '{allowed[0]}' instead of '{route.group}'")
@@ -111,11 +187,12 @@ def decide(signals: Signals, profile: Profile, catalogue: Catalogue) -> Decision
         mode=mode,
         group=allowed[0],
         fallbacks=tuple(allowed[1:]),
-        task=signals.task,
+        task=signals.task_hint or signals.task,
         confidence=signals.confidence if signals.task is not None else None,
         scores=dict(signals.scores),
         local_only=local_only,
-        local_only_reason=local_only_reason,
+        local_only_rules=rules,
+        local_only_reason=_reason(rules),
         reasons=tuple(reasons),
         defaults=defaults,
         text_sha256=signals.text_sha256,

@@ -14,18 +14,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from biorouter.errors import ConfigError, Problem
+from biorouter.sensitivity import BUILTIN_RULE_NAMES, SensitivityDetector, compile_pattern
 from biorouter.yamlfile import load_model
 
 __all__ = [
     "Behaviour",
     "ClassifierPolicy",
     "Costs",
+    "Governance",
     "HardwareNeeds",
     "Profile",
     "Route",
+    "SensitivePattern",
     "load_profile",
     "load_profiles",
 ]
@@ -99,6 +102,55 @@ class Costs(_Strict):
     warn_at: float = Field(default=0.8, gt=0, le=1, description="fraction of a budget that triggers a warning")
 
 
+BuiltinRule = Literal[BUILTIN_RULE_NAMES]  # type: ignore[valid-type]
+
+
+class SensitivePattern(_Strict):
+    """One of the lab's own identifier formats, e.g. its sample IDs, that must stay local."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="recorded in the Decision when it fires")
+    regex: str = Field(min_length=1, max_length=2000, description="a regular expression (Python syntax)")
+    description: str = ""
+    ignore_case: bool = False
+
+    @field_validator("regex")
+    @classmethod
+    def _usable(cls, value: str) -> str:
+        problem = compile_pattern(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+
+class Governance(_Strict):
+    """What keeps sensitive data on local deployments, beyond the per-route ``allow_cloud``."""
+
+    sensitive_patterns: tuple[SensitivePattern, ...] = Field(
+        default=(), description="the lab's own identifier formats; a match keeps the request local"
+    )
+    disabled_rules: tuple[BuiltinRule, ...] = Field(
+        default=(), description=f"built-in detector rules to switch off: {', '.join(BUILTIN_RULE_NAMES)}"
+    )
+    sensitive_cloud_request: Literal["refuse", "reroute"] = Field(
+        default="refuse",
+        description="a request naming a cloud group directly but carrying sensitive content is refused, "
+        "or re-routed to the local groups its task would use",
+    )
+
+    @model_validator(mode="after")
+    def _unique_pattern_names(self) -> Governance:
+        names = [p.name for p in self.sensitive_patterns]
+        if len(set(names)) != len(names):
+            raise ValueError("sensitive_patterns use the same name twice")
+        return self
+
+    def detector(self) -> SensitivityDetector:
+        return SensitivityDetector.build(
+            disabled=self.disabled_rules,
+            patterns=[(p.name, p.regex, p.ignore_case) for p in self.sensitive_patterns],
+        )
+
+
 class Profile(_Strict):
     version: Literal[1] = Field(description="schema version of this file; currently 1")
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="must match the file name")
@@ -109,6 +161,7 @@ class Profile(_Strict):
     default_route: Route = Field(description="serves unsure classifications and tasks without a route")
     routes: dict[TaskName, Route] = Field(min_length=1, description="task name -> route")
     behaviour: Behaviour = Field(default_factory=Behaviour)
+    governance: Governance = Field(default_factory=Governance)
     costs: Costs = Field(default_factory=Costs)
 
     def route_for(self, task: str) -> Route | None:

@@ -25,6 +25,7 @@ class RequestView(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     text: str  # last user turn's text, the classifier's input
+    texts: tuple[str, ...] = ()  # every text the request carries, for the sensitivity detector
     message_count: int
     has_images: bool = False
     has_tool_turns: bool = False
@@ -56,6 +57,19 @@ def _content_text(content: Any) -> tuple[str, bool]:
     raise RequestError(f"message content must be a string or a list of content parts, not {type(content).__name__}")
 
 
+def _tool_call_texts(message: Mapping[str, Any]) -> list[str]:
+    """Arguments the model passed to tools: they often quote the user's data."""
+    texts = []
+    calls = message.get("tool_calls") or []
+    if isinstance(message.get("function_call"), Mapping):
+        calls = [*calls, {"function": message["function_call"]}]
+    for call in calls if isinstance(calls, Sequence) else []:
+        function = call.get("function") if isinstance(call, Mapping) else None
+        if isinstance(function, Mapping) and isinstance(function.get("arguments"), str):
+            texts.append(function["arguments"])
+    return texts
+
+
 def view_request(messages: Any) -> RequestView:
     """Extract the text to judge from OpenAI-style ``messages``.
 
@@ -69,6 +83,7 @@ def view_request(messages: Any) -> RequestView:
     fallback = ""
     has_images = False
     has_tools = False
+    texts: list[str] = []
     for index, message in enumerate(messages):
         if not isinstance(message, Mapping):
             raise RequestError(f"messages[{index}] must be an object with 'role' and 'content'")
@@ -78,6 +93,8 @@ def view_request(messages: Any) -> RequestView:
         except RequestError as e:
             raise RequestError(f"messages[{index}]: {e}") from e
         has_images = has_images or image
+        texts.extend(t for t in (text, message.get("name")) if isinstance(t, str) and t)
+        texts.extend(_tool_call_texts(message))
         if role == "tool" or message.get("tool_calls") or role == "function":
             has_tools = True
             continue
@@ -87,6 +104,7 @@ def view_request(messages: Any) -> RequestView:
             fallback = text
     return RequestView(
         text=(last_user or fallback).strip(),
+        texts=tuple(texts),
         message_count=len(messages),
         has_images=has_images,
         has_tool_turns=has_tools,

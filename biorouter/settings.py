@@ -54,6 +54,11 @@ class OpenAICompatibleEndpoint(_Strict):
     model: str = Field(min_length=1)
     api_base: str = Field(min_length=1, description="e.g. http://gpu-node-3:8004/v1")
     api_key: str = Field(default="os.environ/BIOROUTER_EMBEDDINGS_API_KEY")
+    locality: Literal["local", "cloud"] = Field(
+        default="cloud",
+        description="where the endpoint runs; unless 'local', text the detector marks sensitive is not "
+        "sent to it (such requests are not classified and take the local groups of the default route)",
+    )
 
 
 EncoderSettings = Annotated[
@@ -81,6 +86,10 @@ class Settings(_Strict):
     utterances_dir: Path = Path("utterances")
     litellm_config: Path = Path("litellm_config/config.yaml")
     classifier: ClassifierSettings = Field(default_factory=ClassifierSettings)
+    audit_log: Path | None = Field(
+        default=Path("logs/audit.jsonl"),
+        description="JSON-lines record of every local-only decision; null turns it off; BIOROUTER_AUDIT_LOG overrides",
+    )
     home: Path = Field(default=Path("."), exclude=True, description="folder the relative paths start from")
 
     def resolve(self, path: Path) -> Path:
@@ -98,6 +107,13 @@ class Settings(_Strict):
     def litellm_config_path(self) -> Path:
         config = os.environ.get("BIOROUTER_LITELLM_CONFIG")
         return Path(config) if config else self.resolve(self.litellm_config)
+
+    @property
+    def audit_log_path(self) -> Path | None:
+        override = os.environ.get("BIOROUTER_AUDIT_LOG")
+        if override is not None:
+            return Path(override) if override else None
+        return self.resolve(self.audit_log) if self.audit_log is not None else None
 
     @property
     def active_profile(self) -> str:

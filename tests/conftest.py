@@ -29,12 +29,19 @@ _ISOLATED_NAMES = (
 )
 
 
+@pytest.fixture(scope="session")
+def session_audit_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where in-process engines write audit records unless a test points them elsewhere."""
+    return tmp_path_factory.mktemp("audit") / "audit.jsonl"
+
+
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, session_audit_log: Path) -> None:
     for name in list(os.environ):
         if name.startswith(_ISOLATED_PREFIXES) or name in _ISOLATED_NAMES:
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("BIOROUTER_HOME", str(ROOT))
+    monkeypatch.setenv("BIOROUTER_AUDIT_LOG", str(session_audit_log))  # never into the checkout's logs/
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +73,11 @@ def dev_stack(tmp_path_factory: pytest.TempPathFactory, shipped_settings):  # ty
         shipped_settings.litellm_config_path,
         profile.groups(),
         run_dir=run_dir,
-        env={"BIOROUTER_HOME": str(ROOT), "BIOROUTER_PROFILE": "development"},
+        env={
+            "BIOROUTER_HOME": str(ROOT),
+            "BIOROUTER_PROFILE": "development",
+            "BIOROUTER_AUDIT_LOG": str(run_dir / "audit.jsonl"),
+        },
     )
     stack.start()
     yield stack

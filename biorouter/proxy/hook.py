@@ -6,6 +6,14 @@ and sets ``model``, ``fallbacks`` and ``metadata["biorouter"]`` on the request; 
 the transport (retries, cooldowns, fallbacks). After the call, the decision becomes
 ``x-biorouter-*`` response headers (streaming included).
 
+The hook is also the guard (:class:`biorouter.guard.LocalOnlyGuard`): on every hop LiteLLM takes
+it drops cloud deployments of local-only requests, and it scans any request that reached the
+router without a Decision. Requests of other kinds that carry text (embeddings, responses,
+Anthropic messages) get the same governance check: sensitive content never goes to a cloud group.
+When a local-only request fails everywhere it is allowed to go, the client gets HTTP 503 naming
+the rule that kept it local, and the audit log gets a record (as it does for every local-only
+request served).
+
 The hook is built when the proxy imports this module, but it loads nothing then: the profile,
 utterances and deployment list are read on the first request, from the proxy's own router.
 ``BIOROUTER_WARMUP=1`` starts loading the classifier in a background thread at start-up instead,
@@ -22,13 +30,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi import HTTPException
-from litellm.integrations.custom_logger import CustomLogger
 
-from biorouter.adapter import METADATA_KEY, litellm_arguments
+from biorouter.adapter import METADATA_KEY, litellm_arguments, task_hint
 from biorouter.classifier import TaskClassifier
 from biorouter.decision import Decision
-from biorouter.engine import BioRouter
-from biorouter.errors import BiorouterError, ConfigError, Problem, RequestError, RoutingError
+from biorouter.engine import BioRouter, refusal_record
+from biorouter.errors import BiorouterError, ConfigError, KeptLocalError, Problem, RequestError, RoutingError
+from biorouter.guard import LocalOnlyGuard, decision_summary, deployment_locality
 from biorouter.settings import load_settings
 
 __all__ = ["BiorouterProxyHook", "proxy_handler_instance"]
@@ -36,6 +44,7 @@ __all__ = ["BiorouterProxyHook", "proxy_handler_instance"]
 logger = logging.getLogger("biorouter.proxy")
 
 _CHAT_CALLS = frozenset({"completion", "acompletion", "text_completion", "atext_completion"})
+_TEXT_FIELDS = ("messages", "input", "prompt")
 
 
 def _configure_logging() -> None:
@@ -59,11 +68,31 @@ def _proxy_model_list() -> list[Mapping[str, Any]]:
     return list(router.model_list)
 
 
-class BiorouterProxyHook(CustomLogger):
-    """Routes ``"model": "auto"`` requests inside the LiteLLM proxy."""
+def _as_messages(data: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """The request's text as chat messages: ``messages`` as sent, ``prompt``/``input`` wrapped."""
+    messages = data.get("messages")
+    if isinstance(messages, list):
+        return messages
+    for key in ("prompt", "input"):
+        value = data.get(key)
+        if isinstance(value, str):
+            return [{"role": "user", "content": value}]
+        if isinstance(value, list) and value:
+            if all(isinstance(v, Mapping) for v in value):  # Responses API input items
+                return [dict(v) for v in value]
+            return [{"role": "user", "content": "\n".join(v for v in value if isinstance(v, str))}]
+    return None
+
+
+def _request_id(data: Mapping[str, Any]) -> str:
+    return str(data.get("litellm_call_id") or "-")
+
+
+class BiorouterProxyHook(LocalOnlyGuard):
+    """Routes ``"model": "auto"`` requests inside the LiteLLM proxy, and guards every hop."""
 
     def __init__(self, *, warmup: bool | None = None) -> None:
-        super().__init__()
+        super().__init__(scan_undecided=True)
         self._engine: BioRouter | None = None
         self._classifier: TaskClassifier | None = None
         self._lock = threading.Lock()
@@ -87,6 +116,7 @@ class BiorouterProxyHook(CustomLogger):
     def _build_engine(self) -> BioRouter:
         classifier = self._shared_classifier()
         engine = BioRouter.from_settings(model_list=_proxy_model_list(), classifier=classifier)
+        self.detector = engine.detector  # undecided requests are scanned with the profile's own patterns
         logger.info(
             "biorouter active profile '%s' over groups: %s", engine.profile.name, ", ".join(engine.catalogue.names())
         )
@@ -104,18 +134,22 @@ class BiorouterProxyHook(CustomLogger):
     async def async_pre_call_hook(
         self, user_api_key_dict: Any, cache: Any, data: dict[str, Any], call_type: str
     ) -> dict[str, Any]:
-        if call_type not in _CHAT_CALLS:
-            return data
-        messages = data.get("messages")
-        if messages is None and "prompt" in data:  # /v1/completions carries a prompt, not messages
-            prompt = data["prompt"]
-            text = prompt if isinstance(prompt, str) else "\n".join(p for p in prompt or [] if isinstance(p, str))
-            messages = [{"role": "user", "content": text}]
+        for key in ("metadata", "litellm_metadata"):  # a client never supplies biorouter's own Decision
+            if isinstance(data.get(key), dict):
+                data[key].pop(METADATA_KEY, None)
+        messages = _as_messages(data)
+        if call_type not in _CHAT_CALLS and (messages is None or not data.get("model")):
+            return data  # nothing to judge (files, batches, model lists...)
         try:
             engine = await self.engine()
-            decision = await engine.aroute(messages, str(data.get("model") or "auto"))
+            decision = await engine.aroute(messages, str(data.get("model") or "auto"), task=task_hint(data))
         except RequestError as e:
             raise HTTPException(status_code=400, detail=f"biorouter: {e}") from e
+        except KeptLocalError as e:
+            logger.warning("biorouter refused a local-only request %s: %s", _request_id(data), e)
+            if engine.audit is not None:
+                engine.audit.write(refusal_record(engine.profile.name, _request_id(data), e))
+            raise HTTPException(status_code=503, detail=f"biorouter: {e}") from e
         except RoutingError as e:
             logger.warning("biorouter refused a request: %s", e)
             raise HTTPException(status_code=503, detail=f"biorouter: {e}") from e
@@ -123,8 +157,49 @@ class BiorouterProxyHook(CustomLogger):
             logger.error("biorouter configuration error: %s", e)
             raise HTTPException(status_code=500, detail=f"biorouter configuration error: {e}") from e
         logger.info(decision.log_line())
-        data.update(litellm_arguments(decision, data, engine.profile))
+        if call_type in _CHAT_CALLS:
+            data.update(litellm_arguments(decision, data, engine.profile))
+        else:  # governance only: the client named its group; keep LiteLLM's shape for this call type
+            key = "litellm_metadata" if isinstance(data.get("litellm_metadata"), dict) else "metadata"
+            data[key] = {**(data.get(key) or {}), METADATA_KEY: decision.summary()}
         return data
+
+    async def async_post_call_failure_hook(
+        self,
+        request_data: dict[str, Any],
+        original_exception: Exception,
+        user_api_key_dict: Any,
+        traceback_str: str | None = None,
+    ) -> HTTPException | None:
+        """A local-only request that failed everywhere it may go: 503 naming the rule, and an audit record."""
+        summary = decision_summary(request_data)
+        if summary is None or not summary.get("local_only") or self._engine is None:
+            return None
+        decision = Decision.model_validate(summary)
+        message = f"biorouter: {decision.kept_local(original_exception)}"
+        logger.warning("biorouter refused a local-only request %s: %s", _request_id(request_data), message)
+        self._engine.record(decision, _request_id(request_data), outcome="refused", error=message)
+        return HTTPException(status_code=503, detail=message)
+
+    async def async_log_success_event(
+        self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
+        """Audit where a local-only request was served (the deployment LiteLLM actually used)."""
+        summary = decision_summary(kwargs)
+        if summary is None or not summary.get("local_only") or self._engine is None:
+            return
+        params = kwargs.get("litellm_params") or {}
+        info = params.get("model_info") or kwargs.get("model_info") or {}
+        metadata = params.get("metadata") or {}
+        self._engine.record(
+            Decision.model_validate(summary),
+            str(kwargs.get("litellm_call_id") or "-"),
+            outcome="served",
+            group=metadata.get("model_group"),
+            deployment_id=info.get("id"),
+            api_base=params.get("api_base"),
+            locality=deployment_locality({"model_info": info}),
+        )
 
     async def async_post_call_response_headers_hook(
         self,

@@ -105,7 +105,7 @@ class ProxyProcess:
         command = [str(litellm_cli), "--config", str(self.config_path), "--host", "127.0.0.1", "--port", str(self.port)]
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = self.log_path.open("ab")
+            self._log = self.log_path.open("a+b")
         else:
             self._log = tempfile.TemporaryFile()  # noqa: SIM115 -- kept open for the process lifetime
         self._proc = subprocess.Popen(

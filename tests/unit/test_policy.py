@@ -12,7 +12,7 @@ import pytest
 from biorouter.adapter import METADATA_KEY, litellm_arguments
 from biorouter.catalogue import Catalogue, Group
 from biorouter.decision import Decision, Signals
-from biorouter.errors import RequestError, RoutingError
+from biorouter.errors import KeptLocalError, RequestError, RoutingError
 from biorouter.policy import decide
 from biorouter.profiles import Behaviour, ClassifierPolicy, Profile, Route
 from biorouter.request_view import view_request
@@ -182,13 +182,25 @@ def test_local_only_route_with_a_cloud_primary_promotes_the_first_local_fallback
     assert decision.reasons[-1] == "serving from 't4-generalist' instead of 'deepseek-v3'"
 
 
-def test_local_only_route_with_only_cloud_groups_is_refused_saying_it_was_kept_local() -> None:
+def test_local_only_route_with_only_cloud_groups_borrows_the_default_routes_local_groups() -> None:
     route = Route(group="deepseek-v3", allow_cloud=False, fallbacks=("gpt-4o",))
-    with pytest.raises(RoutingError) as excinfo:
-        decide(signals("biomedical"), make_profile({"biomedical": route}), CATALOGUE)
+    decision = decide(signals("biomedical"), make_profile({"biomedical": route}), CATALOGUE)
+    assert (decision.group, decision.fallbacks) == ("t4-generalist", ())
+    assert "no local group in the route: the default route's local groups serve it" in decision.reasons
+
+
+def test_local_only_request_with_no_local_group_anywhere_is_refused_saying_it_was_kept_local() -> None:
+    route = Route(group="deepseek-v3", allow_cloud=False, fallbacks=("gpt-4o",))
+    profile = make_profile({"biomedical": route}, default=Route(group="gpt-4o"))
+    with pytest.raises(KeptLocalError) as excinfo:
+        decide(signals("biomedical"), profile, CATALOGUE)
     message = str(excinfo.value)
-    assert message.startswith("profile 'unit': no deployment group can serve this request and kept local; ")
-    assert "tried deepseek-v3, gpt-4o" in message
+    assert message.startswith(
+        "profile 'unit': request kept local (route 'biomedical' sets allow_cloud: false) and no local group can "
+        "serve it; tried deepseek-v3, gpt-4o"
+    )
+    assert excinfo.value.rules == ("route:biomedical",)
+    assert isinstance(excinfo.value, RoutingError)  # callers catching RoutingError still see it
 
 
 def test_cloud_groups_are_kept_when_the_route_allows_cloud() -> None:
@@ -332,7 +344,8 @@ def test_passthrough_sets_only_the_model_and_leaves_transport_to_litellm() -> No
     decision = decide(Signals(requested_model="t4-coder"), PROFILE, CATALOGUE)
     updates = litellm_arguments(decision, {"model": "t4-coder"}, PROFILE)
     assert updates["model"] == "t4-coder"
-    assert set(updates) == {"model", "metadata"}
+    assert set(updates) == {"model", "metadata", "cache"}
+    assert updates["cache"] == {"no-cache": True, "no-store": True}  # the profile's cache: off
 
 
 def test_profile_defaults_fill_only_what_the_client_did_not_send() -> None:

@@ -1,0 +1,133 @@
+"""The second wall: a LiteLLM callback that drops cloud deployments for local-only requests.
+
+``decide()`` already offers a local-only request nothing but local groups. The guard makes the
+promise independent of that: LiteLLM calls ``async_filter_deployments`` every time it picks a
+deployment — the first try, every retry, every fallback hop, context-window and default
+fallbacks — and the guard removes every deployment whose ``model_info.locality`` is not
+``local``. If nothing is left, it raises :class:`CloudDeploymentBlocked` for that hop: LiteLLM
+moves on to the next allowed group, or the client gets the refusal. Nothing widens to the cloud.
+
+A request is local-only for the guard when biorouter's Decision (``metadata["biorouter"]``) says
+so. In the proxy, where every request passes the hook first, a request with no Decision is
+scanned by the sensitivity detector instead (``scan_undecided``), so a call type the hook does
+not route still cannot carry identifiers to the cloud.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from litellm.integrations.custom_logger import CustomLogger
+
+from biorouter.errors import KeptLocalError, RequestError
+from biorouter.request_view import view_request
+from biorouter.sensitivity import SensitivityDetector
+
+__all__ = ["CloudDeploymentBlocked", "LocalOnlyGuard", "decision_summary", "ensure_guard_registered"]
+
+logger = logging.getLogger("biorouter.guard")
+
+_METADATA_KEYS = ("metadata", "litellm_metadata")
+
+
+class CloudDeploymentBlocked(KeptLocalError):
+    """Every deployment LiteLLM could pick for this hop is cloud, and the request is local-only."""
+
+
+def decision_summary(request: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """biorouter's Decision record in a request's metadata, wherever LiteLLM keeps it."""
+    for key in _METADATA_KEYS:
+        metadata = (request or {}).get(key)
+        if isinstance(metadata, Mapping) and isinstance(metadata.get("biorouter"), Mapping):
+            summary: Mapping[str, Any] = metadata["biorouter"]
+            return summary
+        params = (request or {}).get("litellm_params")
+        if isinstance(params, Mapping):
+            nested = decision_summary(params)
+            if nested is not None:
+                return nested
+    return None
+
+
+def deployment_locality(deployment: Mapping[str, Any]) -> str:
+    info = deployment.get("model_info")
+    locality = info.get("locality") if isinstance(info, Mapping) else None
+    return "local" if locality == "local" else "cloud"
+
+
+def _request_texts(messages: Any, request: Mapping[str, Any]) -> tuple[str, ...]:
+    texts: list[str] = []
+    if messages:
+        try:
+            texts.extend(view_request(messages).texts)
+        except RequestError:
+            texts.append(str(messages))  # unusual shape: scan its text form rather than nothing
+    for key in ("input", "prompt"):
+        value = request.get(key)
+        if isinstance(value, str):
+            texts.append(value)
+        elif isinstance(value, list):
+            texts.extend(v for v in value if isinstance(v, str))
+    return tuple(texts)
+
+
+class LocalOnlyGuard(CustomLogger):
+    """Filters deployments per hop; register one in ``litellm.callbacks``."""
+
+    def __init__(self, *, scan_undecided: bool = False, detector: SensitivityDetector | None = None) -> None:
+        super().__init__()
+        self.scan_undecided = scan_undecided
+        self.detector = detector or SensitivityDetector.build()
+
+    def local_only_rules(self, messages: Any, request: Mapping[str, Any] | None) -> tuple[str, ...]:
+        """Why this request must stay local (empty when it need not)."""
+        summary = decision_summary(request)
+        if summary is not None:
+            if not summary.get("local_only"):
+                return ()
+            return tuple(summary.get("local_only_rules") or ()) or ("decision",)
+        if not self.scan_undecided:
+            return ()
+        return tuple(f"content:{rule}" for rule in self.detector.scan(_request_texts(messages, request or {})))
+
+    async def async_filter_deployments(
+        self,
+        model: str,
+        healthy_deployments: list[Any],
+        messages: Any,
+        request_kwargs: dict[str, Any] | None = None,
+        parent_otel_span: Any = None,
+    ) -> list[Any]:
+        rules = self.local_only_rules(messages, request_kwargs)
+        if not rules:
+            return healthy_deployments
+        local = [d for d in healthy_deployments if deployment_locality(d) == "local"]
+        dropped = len(healthy_deployments) - len(local)
+        if dropped:
+            logger.warning(
+                "biorouter guard: dropped %d cloud deployment(s) of '%s' for a local-only request (%s)",
+                dropped,
+                model,
+                ", ".join(rules),
+            )
+        if not local:
+            raise CloudDeploymentBlocked(
+                f"biorouter guard: request kept local ({', '.join(rules)}); group '{model}' has no local "
+                "deployment available",
+                rules=rules,
+            )
+        return local
+
+
+def ensure_guard_registered() -> LocalOnlyGuard:
+    """The guard in ``litellm.callbacks`` (added once per process), for in-process routers."""
+    import litellm
+
+    for callback in litellm.callbacks:
+        if isinstance(callback, LocalOnlyGuard):
+            return callback
+    guard = LocalOnlyGuard()
+    litellm.callbacks.append(guard)
+    return guard

@@ -1,0 +1,309 @@
+"""The sensitivity detector: does a request carry patient or sample identifiers?
+
+A request that does is kept local whatever its task. The detector reads *every* text a request
+carries (all turns, system prompts, tool results, tool-call arguments), not only the last user
+turn the classifier judges: an identifier pasted three turns ago leaks just as well.
+
+Built-in rules cover what the platform sees most: medical record numbers, dates of birth,
+patient names in clinical context, phone numbers, e-mail and postal addresses, national IDs
+(US SSN, UK NHS and National Insurance numbers, passports). A profile adds the lab's own
+patterns (e.g. its sample-ID format) and may switch a built-in rule off; no code changes.
+
+The rules aim at identifiers, not at biology: gene and variant names, accession numbers
+(ENSG…, rs…, GSE…), genomic coordinates, ordinary dates and de-identified case vignettes must not
+trip them. The result is a tuple of rule *names*; the matched text never leaves this module.
+
+Profile regexes come from people who are not developers, so they run with a time limit: a
+pattern that takes too long counts as a match (fail closed) rather than stalling the proxy.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import regex
+
+__all__ = ["BUILTIN_RULES", "SensitivityDetector", "SensitivityRule"]
+
+logger = logging.getLogger("biorouter.sensitivity")
+
+# Seconds one profile pattern may spend on one request before it counts as a match.
+PATTERN_TIMEOUT_S: Final = 0.25
+
+_MONTH = r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"  # noqa: E501
+_DATE = (
+    r"(?:\d{1,2}[/.\-]\d{1,2}[/.\-](?:\d{4}|\d{2})"  # 12/03/1971, 12.03.71
+    r"|\d{4}[/.\-]\d{1,2}[/.\-]\d{1,2}"  # 1984-07-22
+    rf"|\d{{1,2}}[-/ ]{_MONTH}[-/ ]\d{{2,4}}"  # 07-Jun-1949
+    rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTH}\.?,?\s+\d{{4}}"  # 3 March 1958
+    rf"|{_MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}})"  # March 3, 1958
+)
+# A personal name: two or three capitalised words ("Maria Gonzalez", "Anne-Marie O'Neil").
+_NAME_WORD = r"\p{Lu}\p{Ll}+(?:[-'’]\p{Lu}?\p{Ll}+)?"
+_NAME = rf"{_NAME_WORD}(?:\s+{_NAME_WORD}){{1,2}}"
+_SURNAME_FIRST = rf"{_NAME_WORD},\s*{_NAME_WORD}"  # "Kowalski, Anna"
+_TITLE = r"(?:Mr|Mrs|Ms|Miss|Mx)\.?"
+# Column and key names that hold direct identifiers in tables, JSON and SQL.
+_ID_COLUMN = (
+    r"(?:mrn|nhs_?(?:no|num|number)|patient_?(?:id|name)|date_?of_?birth|dob|birth_?date|ssn|"
+    r"(?:full|first|last|sur|fore|given|family)_?name)"
+)
+
+# Capitalised words that follow "patient" or precede "et al." in headings and prose, not names.
+_NOT_NAME_WORDS = """
+    Age Analysis Baseline Care Characteristics Clinical Cohort Count Counts Criteria Data Database
+    Demographics Details Disease Enrollment Factors Files File Flow Group Groups Health History ID IDs
+    Identifier Information Inclusion Level List Management Metadata Name Names Number Numbers Outcome
+    Outcomes Population Portal Privacy Profile Record Records Registry Reported Report Reports Safety
+    Sample Samples Selection Status Study Summary Survival Table Tables The This These Those Type Types
+    Unit Visit Visits With Without And Or Of In On For Is Are Was Were Has Have Level Levels Characteristics
+    Derived Samples Cells Cell Tissue Tissues Gene Genes Protein Proteins Treatment Treatments Trial Trials
+    Consent Forms Form Id Dataset Datasets Matrix Sheet Sheets Code Codes Model Models Score Scores
+"""
+_NOT_NAMES: Final = frozenset(_NOT_NAME_WORDS.split())
+_CLINICAL_CONTEXT = regex.compile(
+    r"(?i)\b(?:patient|pt|diagnos\w*|present(?:ed|s|ing)|admi(?:tted|ssion)|discharg\w*|year[- ]old|"
+    r"symptom\w*|treat(?:ed|ment)|prescri\w*|clinic\w*|hospital\w*|ward|history of|referr\w*|consult\w*|"
+    r"biops\w*|tumou?r|therapy|medication|surgery|ICU|ED|GP|oncolog\w*|chemo\w*|follow[- ]up|scan|"
+    r"blood|lab results|complain\w*|condition|care plan|nurse|physician|doctor|MRI|CT|EUS|surveillance|"
+    r"variant|exome|genome|WES|WGS|counsell?ing|genetic|relapse|progress(?:ed|ion)|dose|mg|results?)\b"
+)
+
+
+def _names_ok(match: regex.Match[str], text: str) -> bool:
+    """The captured name is made of name-like words (not a heading) and is not a citation."""
+    name = match.group("name")
+    words = regex.findall(r"\p{Lu}\p{Ll}+", name)
+    if any(word in _NOT_NAMES for word in words):
+        return False
+    return not regex.match(r"\s*(?:et\s+al|and\s+colleagues|&)", text[match.end() :])
+
+
+def _in_clinical_context(match: regex.Match[str], text: str) -> bool:
+    return _names_ok(match, text) and _CLINICAL_CONTEXT.search(text) is not None
+
+
+def _nhs_checksum(match: regex.Match[str], text: str) -> bool:
+    """UK NHS numbers carry a modulus-11 check digit; random 10-digit numbers mostly fail it."""
+    digits = [int(c) for c in match.group("nhs") if c.isdigit()]
+    if len(digits) != 10:
+        return False
+    remainder = sum(d * w for d, w in zip(digits[:9], range(10, 1, -1), strict=True)) % 11
+    check = 11 - remainder
+    if check == 11:
+        check = 0
+    return check != 10 and check == digits[9]
+
+
+def _enough_phone_digits(match: regex.Match[str], text: str) -> bool:
+    return 8 <= sum(c.isdigit() for c in match.group(0)) <= 15
+
+
+_RESERVED_EMAIL = regex.compile(
+    r"(?i)^(?:git|noreply|no-reply|donotreply|do-not-reply)@|@(?:[\w-]+\.)*(?:example\.(?:com|org|net)|"
+    r"users\.noreply\.github\.com|localhost)$|\.(?:test|invalid|example|local)$"
+)
+
+
+def _personal_email(match: regex.Match[str], text: str) -> bool:
+    """Reserved documentation domains, bot addresses and ``user@host:path`` remotes are not people."""
+    if _RESERVED_EMAIL.search(match.group(0)):
+        return False
+    before = text[max(0, match.start() - 8) : match.start()]
+    if regex.search(r"(?i)\b(?:ssh|scp|sftp|rsync)\s+(?:-\S+\s+)*$", before):
+        return False
+    return text[match.end() : match.end() + 1] != ":"
+
+
+@dataclass(frozen=True)
+class SensitivityRule:
+    """One named rule: a regex, and optionally a check on each match that must also hold."""
+
+    name: str
+    description: str
+    pattern: regex.Pattern[str]
+    confirm: Callable[[regex.Match[str], str], bool] | None = None
+    timeout: float | None = None  # seconds, for patterns written in profiles
+
+    def fires(self, text: str) -> bool:
+        """Whether the rule matches; a pattern that runs out of time counts as a match."""
+        try:
+            for match in self.pattern.finditer(text, timeout=self.timeout):
+                if self.confirm is None or self.confirm(match, text):
+                    return True
+        except TimeoutError:
+            logger.warning("sensitivity pattern '%s' timed out: the request is treated as sensitive", self.name)
+            return True
+        return False
+
+
+def _rule(
+    name: str,
+    description: str,
+    pattern: str,
+    confirm: Callable[[regex.Match[str], str], bool] | None = None,
+) -> SensitivityRule:
+    return SensitivityRule(name, description, regex.compile(pattern, regex.VERSION1), confirm)
+
+
+BUILTIN_RULES: Final[tuple[SensitivityRule, ...]] = (
+    _rule(
+        "medical_record_number",
+        "medical record, hospital, chart or patient numbers with their label (MRN: 00482913)",
+        r"(?i:\b(?:MRN|EPR|CHI|medical[ -]record|hosp(?:ital)?\.?[ -]?(?:number|no|id)|"
+        r"patient[ -](?:id|identifier|number|no)|chart[ -](?:number|no)|case[ -]number|unit[ -]number|UR[ -]number)\b)"
+        r"\.?(?:[ -](?:number|no\.?|num|#))?\s*(?:is\s+|=\s*|:\s*|#\s*|-)?(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{3,}\b",
+    ),
+    _rule(
+        "identifier_column",
+        "a field or column of patient identifiers holding values (CSV header and rows, JSON key, SQL column)",
+        rf"(?i:(?:['\"]{_ID_COLUMN}['\"]\s*:|\b{_ID_COLUMN}\b['\"\]]*\s*={{1,2}})\s*['\"]?(?=[\w-]*\d|\p{{Lu}}\p{{Ll}}))"
+        rf"|(?im:^(?=[^\n]*\b{_ID_COLUMN}\b)[^\n]*[,\t;|][^\n]*\n[^\n]*[,\t;|][^\n]*\w)"  # CSV header + a row
+        r"|(?im:^(?=[^\n]*\bname\b)(?=[^\n]*\b(?:diagnosis|dx|condition|ward|medication|treatment)\b)"
+        r"[^\n]*[,\t;|][^\n]*\n[^\n]*[,\t;|][^\n]*\w)",  # names next to diagnoses
+    ),
+    _rule(
+        "health_record_message",
+        "an HL7 v2 patient segment (PID|…) or a FHIR Patient resource with a name or birth date",
+        r"(?m:^PID\|)"
+        r"|(?s:\"resourceType\"\s*:\s*\"Patient\".{0,2000}?\"(?:name|birthDate|identifier)\"\s*:)",
+    ),
+    _rule(
+        "date_of_birth",
+        "a date of birth (DOB 12/03/1971, born 3 March 1958)",
+        rf"(?i:\b(?:DOB|D\.O\.B|date[ -]of[ -]birth|birth[ -]?date|born)\b)\.?[^\d\n]{{0,30}}?{_DATE}",
+    ),
+    _rule(
+        "patient_name",
+        "a named person as a patient or participant (Patient Maria Gonzalez, pt: Kowalski, Anna)",
+        rf"(?i:\b(?:patient|pt|subject|proband|participant|client|resident)\b)(?:'s)?\.?"
+        rf"(?:\s+(?i:name))?\s*(?::|-|,|\bis\b)?\s*(?:{_TITLE}\s+)?(?P<name>{_SURNAME_FIRST}|{_NAME})",
+        _names_ok,
+    ),
+    _rule(
+        "patient_name",
+        "a titled surname in clinical text (Mr. Thompson, a 67-year-old man)",
+        rf"\b{_TITLE}\s+(?P<name>{_NAME_WORD}(?:\s+{_NAME_WORD})?)",
+        _in_clinical_context,
+    ),
+    _rule(
+        "patient_name",
+        "a name followed by an age (Maria Gonzalez, a 54-year-old woman)",
+        rf"(?P<name>{_NAME}),?\s+(?:(?i:a|an|aged)\s+)?\d{{1,3}}[- ](?i:years?|yrs?|y/?o)(?:[- ](?i:old))?\b",
+        _names_ok,
+    ),
+    _rule(
+        "patient_name",
+        "a clinical document about a named person (discharge letter for Svetlana Ivanova)",
+        rf"(?i:\b(?:discharge|letter|notes?|records?|chart|referral|results?|reports?|summary|history|file|"
+        rf"appointment)\s+"
+        rf"(?:for|of|on|about)\s+)(?:{_TITLE}\s+)?(?P<name>{_NAME})",
+        _in_clinical_context,
+    ),
+    _rule(
+        "phone_number",
+        "a telephone number (+44 20 7946 0958, (555) 123-4567, tel: 0161 496 0000)",
+        r"(?<![\w.:/+-])(?:"
+        r"\+\d{1,3}[\s.-]?\(?\d{1,4}\)?(?:[\s.-]?\d{2,4}){2,4}"  # international, with +
+        r"|(?:1[\s.-])?\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}"  # North American
+        r"|0\d{2,4}[\s-]\d{3,4}[\s-]?\d{3,4}|07\d{3}\s?\d{6}"  # UK national
+        r"|(?i:(?:tel|phone|mobile|cell|fax)\b\.?(?:\s*(?:no\.?|number|#))?\s*:?\s*)\+?\d[\d\s().-]{6,}\d"
+        r")(?![\w.-]*\d)",
+        _enough_phone_digits,
+    ),
+    _rule(
+        "email_address",
+        "a personal e-mail address",
+        r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b",
+        _personal_email,
+    ),
+    _rule(
+        "postal_address",
+        "a street address or postcode (221B Baker Street, M13 9PL, Springfield, IL 62704)",
+        r"\b\d{1,5}[A-Za-z]?\s+(?:[A-Z][a-z]+\.?\s+){1,3}"
+        r"(?:Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Drive|Boulevard|Blvd|Court|Ct|Close|Crescent|Place|Terrace|"
+        r"Way|Square|Gardens|Grove|Row|Parkway|Pkwy|Highway|Hwy|Mews|Walk|Hill)\b"
+        r"|\b(?:[A-PR-UWYZ][A-HK-Y]?\d[A-HJKPSTUW\d]?)\s\d[ABD-HJLNP-UW-Z]{2}\b"  # UK postcode
+        r"|\b[A-Z][a-z]+(?:\s[A-Z][a-z]+)?,\s+[A-Z]{2}\s+\d{5}(?:-\d{4})?\b"  # US city, ST 12345
+        r"|\b\d{1,4}(?:bis|ter)?,?\s+(?:Rue|Avenue|Boulevard|Chemin|Place|All[ée]e|Impasse|Via|Viale|Piazza|Calle|"
+        r"Avenida|Plaza|Rua|Carrer)\s+(?:\p{L}+\s+){0,3}\p{L}+"  # 62 Rue des Tanneurs
+        r"|\b\p{Lu}\p{Ll}+(?:straße|strasse|weg|gasse|platz|allee|laan|straat|gatan|vej)\s+\d{1,4}[a-z]?\b",
+    ),
+    _rule(
+        "national_id",
+        "a US social security number",
+        r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])"
+        r"|(?i:\b(?:SSN|social[ -]security[ -](?:number|no))\b)\.?\s*:?\s*\d{3}[\s-]?\d{2}[\s-]?\d{4}\b",
+    ),
+    _rule(
+        "national_id",
+        "a UK NHS number (checked with its modulus-11 digit)",
+        r"(?<![\d-])(?P<nhs>\d{3}[ -]\d{3}[ -]\d{4}|(?<=(?i:NHS)(?:\s*(?i:number|no\.?|#))?\s*:?\s*)\d{10})(?![\d-])",
+        _nhs_checksum,
+    ),
+    _rule(
+        "national_id",
+        "a UK National Insurance number (QQ 12 34 56 C)",
+        r"\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-Z]{2}\s?\d{2}\s?\d{2}\s?\d{2}\s?[A-D]\b",
+    ),
+    _rule(
+        "national_id",
+        "a passport or national identity card number with its label",
+        r"(?i:\b(?:passport|national[ -]id(?:entity)?(?:[ -]card)?|id[ -]card)\b)"
+        r"(?:\s*(?i:number|no\.?|#))?\s*:?\s*(?=[A-Z0-9]*\d)[A-Z0-9]{6,12}\b",
+    ),
+)
+
+BUILTIN_RULE_NAMES: Final = tuple(dict.fromkeys(rule.name for rule in BUILTIN_RULES))
+
+
+def _profile_rule(name: str, pattern: str, ignore_case: bool) -> SensitivityRule:
+    flags = regex.VERSION1 | (regex.IGNORECASE if ignore_case else 0)
+    return SensitivityRule(
+        f"pattern:{name}", "profile pattern", regex.compile(pattern, flags), timeout=PATTERN_TIMEOUT_S
+    )
+
+
+def compile_pattern(pattern: str) -> str | None:
+    """Why ``pattern`` is not a usable regex, or None when it is (for profile validation)."""
+    try:
+        compiled = regex.compile(pattern, regex.VERSION1)
+    except regex.error as e:
+        return f"not a valid regular expression: {e}"
+    if compiled.search(""):
+        return "matches the empty string, so it would mark every request sensitive"
+    return None
+
+
+class SensitivityDetector:
+    """Which rules fire on a text. Built from a profile's governance settings, reused per request."""
+
+    def __init__(self, rules: Sequence[SensitivityRule]) -> None:
+        self.rules = tuple(rules)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        disabled: Iterable[str] = (),
+        patterns: Iterable[tuple[str, str, bool]] = (),
+    ) -> SensitivityDetector:
+        """Built-in rules minus ``disabled``, plus ``(name, regex, ignore_case)`` profile patterns."""
+        off = set(disabled)
+        rules = [rule for rule in BUILTIN_RULES if rule.name not in off]
+        rules.extend(_profile_rule(name, pattern, ignore_case) for name, pattern, ignore_case in patterns)
+        return cls(rules)
+
+    def scan(self, texts: Iterable[str]) -> tuple[str, ...]:
+        """Names of the rules that fire on any of ``texts``, each once, in rule order."""
+        fired: list[str] = []
+        chunks = [t for t in texts if t]
+        for rule in self.rules:
+            if rule.name in fired:
+                continue
+            if any(rule.fires(chunk) for chunk in chunks):
+                fired.append(rule.name)
+        return tuple(fired)

@@ -7,7 +7,8 @@ which group and deployment (with that deployment's locality), or refused and why
 
 Records are appended with one ``write()`` of one line to a file opened in append mode, so
 several proxy workers (or replicas on a shared volume) can write the same log without
-interleaving lines. ``biorouter audit`` summarises the file.
+interleaving lines. ``biorouter audit`` summarises the file. Times are UTC; a time written
+without a zone (by hand, or as ``--since 2026-11-21``) is read as UTC.
 """
 
 from __future__ import annotations
@@ -15,18 +16,19 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from biorouter.decision import Decision
 
-__all__ = ["AuditLog", "AuditRecord", "AuditSummary", "read_records", "summarise"]
+__all__ = ["AuditLog", "AuditRecord", "AuditSummary", "parse_since", "read_records", "summarise"]
 
 logger = logging.getLogger("biorouter.audit")
 
@@ -48,6 +50,11 @@ class AuditRecord(BaseModel):
     locality: Literal["local", "cloud"] | None = Field(default=None, description="of the serving deployment")
     error: str | None = None
     text_sha256: str = ""
+
+    @field_validator("time")
+    @classmethod
+    def _utc_if_naive(cls, value: datetime) -> datetime:
+        return _as_utc(value)
 
     @classmethod
     def from_decision(
@@ -101,6 +108,8 @@ class AuditLog:
 
 def read_records(path: Path, *, since: datetime | None = None) -> Iterator[AuditRecord]:
     """Records from ``path`` at or after ``since``; a damaged line is reported and skipped."""
+    if since is not None:
+        since = _as_utc(since)
     with path.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, 1):
             if not line.strip():
@@ -112,6 +121,31 @@ def read_records(path: Path, *, since: datetime | None = None) -> Iterator[Audit
                 continue
             if since is None or record.time >= since:
                 yield record
+
+
+_AGE = re.compile(r"([0-9]+)([mhdw])")
+_AGE_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+_SINCE_FORMS = (
+    "an age in minutes, hours, days or weeks (30m, 24h, 7d, 2w) or an ISO date or time "
+    "(2026-11-21, 2026-11-21T10:00, 2026-11-21T10:00+01:00; no zone means UTC)"
+)
+
+
+def parse_since(value: str, *, now: datetime | None = None) -> datetime:
+    """The moment ``value`` names: an age before ``now`` (``30m``, ``24h``, ``7d``, ``2w``) or an ISO
+    date or date-time, with or without a zone (none means UTC). Raises ``ValueError`` naming the value."""
+    text = value.strip()
+    try:
+        if age := _AGE.fullmatch(text):
+            amount, unit = age.groups()
+            return _as_utc(now or datetime.now(UTC)) - int(amount) * _AGE_UNITS[unit]
+        return _as_utc(datetime.fromisoformat(text))
+    except (ValueError, OverflowError) as e:
+        raise ValueError(f"{value!r} is not a time; expected {_SINCE_FORMS}") from e
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 class AuditSummary(BaseModel):

@@ -131,6 +131,11 @@ class Governance(_Strict):
     disabled_rules: tuple[BuiltinRule, ...] = Field(
         default=(), description=f"built-in detector rules to switch off: {', '.join(BUILTIN_RULE_NAMES)}"
     )
+    cloud_only: bool = Field(
+        default=False,
+        description="the profile knowingly has no local group: requests carrying sensitive content are refused "
+        "(silences the validate warning)",
+    )
     sensitive_cloud_request: Literal["refuse", "reroute"] = Field(
         default="refuse",
         description="a request naming a cloud group directly but carrying sensitive content is refused, "

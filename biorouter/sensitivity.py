@@ -42,7 +42,7 @@ _DATE = (
     rf"|{_MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}})"  # March 3, 1958
 )
 # A personal name: two or three capitalised words ("Maria Gonzalez", "Anne-Marie O'Neil").
-_NAME_WORD = r"\p{Lu}\p{Ll}+(?:[-'’]\p{Lu}?\p{Ll}+)?"
+_NAME_WORD = r"(?:\p{Lu}['’]\p{Lu}\p{Ll}+|\p{Lu}\p{Ll}+(?:\p{Lu}\p{Ll}+)?)(?:-\p{Lu}\p{Ll}+)?"  # O'Neil, McKay
 _NAME = rf"{_NAME_WORD}(?:\s+{_NAME_WORD}){{1,2}}"
 _SURNAME_FIRST = rf"{_NAME_WORD},\s*{_NAME_WORD}"  # "Kowalski, Anna"
 _TITLE = r"(?:Mr|Mrs|Ms|Miss|Mx)\.?"
@@ -96,6 +96,20 @@ def _nhs_checksum(match: regex.Match[str], text: str) -> bool:
     if check == 11:
         check = 0
     return check != 10 and check == digits[9]
+
+
+def _nhs_number(match: regex.Match[str], text: str) -> bool:
+    """A checksum-valid 10-digit number in a text that speaks of the NHS (count tables pass 1 in 11)."""
+    return _nhs_checksum(match, text) and regex.search(r"(?i)\bNHS\b|\bnhs_", text) is not None
+
+
+_PERSON_NEARBY = regex.compile(rf"{_TITLE}\s|\b{_NAME}\b|(?i:\b(?:patient|participant|proband|he|she)\b)")
+
+
+def _said_of_a_person(match: regex.Match[str], text: str) -> bool:
+    """'born' about a named or referred-to person, not about pups, cultures or cell lines."""
+    window = text[max(0, match.start() - 80) : match.end() + 80]
+    return _PERSON_NEARBY.search(window) is not None
 
 
 def _enough_phone_digits(match: regex.Match[str], text: str) -> bool:
@@ -153,14 +167,15 @@ BUILTIN_RULES: Final[tuple[SensitivityRule, ...]] = (
     _rule(
         "medical_record_number",
         "medical record, hospital, chart or patient numbers with their label (MRN: 00482913)",
-        r"(?i:\b(?:MRN|EPR|CHI|medical[ -]record|hosp(?:ital)?\.?[ -]?(?:number|no|id)|"
+        r"(?i:\b(?:MRN|(?:EPR|CHI)[ -]?(?:number|no|id)|medical[ -]record|hosp(?:ital)?\.?[ -]?(?:number|no|id)|"
         r"patient[ -](?:id|identifier|number|no)|chart[ -](?:number|no)|case[ -]number|unit[ -]number|UR[ -]number)\b)"
         r"\.?(?:[ -](?:number|no\.?|num|#))?\s*(?:is\s+|=\s*|:\s*|#\s*|-)?(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{3,}\b",
     ),
     _rule(
         "identifier_column",
         "a field or column of patient identifiers holding values (CSV header and rows, JSON key, SQL column)",
-        rf"(?i:(?:['\"]{_ID_COLUMN}['\"]\s*:|\b{_ID_COLUMN}\b['\"\]]*\s*={{1,2}})\s*['\"]?(?=[\w-]*\d|\p{{Lu}}\p{{Ll}}))"
+        rf"(?i:['\"]{_ID_COLUMN}['\"]\s*:|\b{_ID_COLUMN}\b['\"\]]*\s*={{1,2}})"  # a key or column, then
+        r"\s*(?:['\"](?=[\w/ -]*\d|\p{Lu}\p{Ll})|\d)"  # a quoted value or a number, not a variable
         rf"|(?im:^(?=[^\n]*\b{_ID_COLUMN}\b)[^\n]*[,\t;|][^\n]*\n[^\n]*[,\t;|][^\n]*\w)"  # CSV header + a row
         r"|(?im:^(?=[^\n]*\bname\b)(?=[^\n]*\b(?:diagnosis|dx|condition|ward|medication|treatment)\b)"
         r"[^\n]*[,\t;|][^\n]*\n[^\n]*[,\t;|][^\n]*\w)",  # names next to diagnoses
@@ -174,7 +189,13 @@ BUILTIN_RULES: Final[tuple[SensitivityRule, ...]] = (
     _rule(
         "date_of_birth",
         "a date of birth (DOB 12/03/1971, born 3 March 1958)",
-        rf"(?i:\b(?:DOB|D\.O\.B|date[ -]of[ -]birth|birth[ -]?date|born)\b)\.?[^\d\n]{{0,30}}?{_DATE}",
+        rf"(?i:\b(?:DOB|D\.O\.B|date[ -]of[ -]birth|birth[ -]?date)\b)\.?[^\d\n]{{0,30}}?{_DATE}",
+    ),
+    _rule(
+        "date_of_birth",
+        "'born' and a date, said of a person (Mr Lindqvist, born 3 March 1958)",
+        rf"(?i:\bborn\b)[^\d\n]{{0,12}}?{_DATE}",
+        _said_of_a_person,
     ),
     _rule(
         "patient_name",
@@ -208,7 +229,7 @@ BUILTIN_RULES: Final[tuple[SensitivityRule, ...]] = (
         "a telephone number (+44 20 7946 0958, (555) 123-4567, tel: 0161 496 0000)",
         r"(?<![\w.:/+-])(?:"
         r"\+\d{1,3}[\s.-]?\(?\d{1,4}\)?(?:[\s.-]?\d{2,4}){2,4}"  # international, with +
-        r"|(?:1[\s.-])?\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}"  # North American
+        r"|(?:1[\s.-])?(?:\(\d{3}\)\s?|\d{3}[.-])\d{3}[.-]\d{4}"  # North American: (555) 123-4567, 555-123-4567
         r"|0\d{2,4}[\s-]\d{3,4}[\s-]?\d{3,4}|07\d{3}\s?\d{6}"  # UK national
         r"|(?i:(?:tel|phone|mobile|cell|fax)\b\.?(?:\s*(?:no\.?|number|#))?\s*:?\s*)\+?\d[\d\s().-]{6,}\d"
         r")(?![\w.-]*\d)",
@@ -224,8 +245,8 @@ BUILTIN_RULES: Final[tuple[SensitivityRule, ...]] = (
         "postal_address",
         "a street address or postcode (221B Baker Street, M13 9PL, Springfield, IL 62704)",
         r"\b\d{1,5}[A-Za-z]?\s+(?:[A-Z][a-z]+\.?\s+){1,3}"
-        r"(?:Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Drive|Boulevard|Blvd|Court|Ct|Close|Crescent|Place|Terrace|"
-        r"Way|Square|Gardens|Grove|Row|Parkway|Pkwy|Highway|Hwy|Mews|Walk|Hill)\b"
+        r"(?:Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Drive|Boulevard|Blvd|Court|Close|Crescent|Place|Terrace|"
+        r"Way|Gardens|Grove|Parkway|Pkwy|Highway|Hwy|Mews)\b"
         r"|\b(?:[A-PR-UWYZ][A-HK-Y]?\d[A-HJKPSTUW\d]?)\s\d[ABD-HJLNP-UW-Z]{2}\b"  # UK postcode
         r"|\b[A-Z][a-z]+(?:\s[A-Z][a-z]+)?,\s+[A-Z]{2}\s+\d{5}(?:-\d{4})?\b"  # US city, ST 12345
         r"|\b\d{1,4}(?:bis|ter)?,?\s+(?:Rue|Avenue|Boulevard|Chemin|Place|All[ée]e|Impasse|Via|Viale|Piazza|Calle|"
@@ -240,9 +261,9 @@ BUILTIN_RULES: Final[tuple[SensitivityRule, ...]] = (
     ),
     _rule(
         "national_id",
-        "a UK NHS number (checked with its modulus-11 digit)",
-        r"(?<![\d-])(?P<nhs>\d{3}[ -]\d{3}[ -]\d{4}|(?<=(?i:NHS)(?:\s*(?i:number|no\.?|#))?\s*:?\s*)\d{10})(?![\d-])",
-        _nhs_checksum,
+        "a UK NHS number (checked with its modulus-11 digit, in a text that mentions the NHS)",
+        r"(?<![\d-])(?P<nhs>\d{3}[ -]?\d{3}[ -]?\d{4})(?![\d-])",
+        _nhs_number,
     ),
     _rule(
         "national_id",

@@ -88,6 +88,17 @@ def check_profile(source: str, profile: Profile, catalogue: Catalogue, tasks: Ma
                     source, ("routes", task), f"no utterances/{task}.txt: the classifier cannot recognise this task"
                 )
             )
+    no_local_group = not any(catalogue.is_local(g) for g in profile.groups())
+    if catalogue.groups and no_local_group and not profile.governance.cloud_only:
+        problems.append(
+            Problem(
+                source,
+                ("governance",),
+                "no local group in any route: requests carrying sensitive content will be refused "
+                "(set cloud_only: true to acknowledge)",
+                "warning",
+            )
+        )
     for index, group in enumerate(profile.hardware.healthy_groups):
         if group not in catalogue.groups:
             problems.append(Problem(source, ("hardware", "healthy_groups", index), _unknown_group(group, catalogue)))

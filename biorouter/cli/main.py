@@ -21,6 +21,7 @@ COMMANDS = {
     "validate": "biorouter.cli.validate",
     "eval": "biorouter.cli.evaluate",
     "serve": "biorouter.cli.serve",
+    "audit": "biorouter.cli.audit",
 }
 
 

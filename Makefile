@@ -49,6 +49,7 @@ eval: install
 
 bench: install
 	$(PY) bench/classifier_latency.py
+	$(PY) bench/sensitivity_eval.py
 	$(BIN)/biorouter eval --data $(EVAL_DATA)
 
 check: lint typecheck validate test

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "BioRouter",
@@ -20,6 +20,7 @@ __all__ = [
     "ClassifierError",
     "ConfigError",
     "Decision",
+    "KeptLocalError",
     "RequestError",
     "RoutingError",
     "__version__",
@@ -31,7 +32,14 @@ __all__ = [
 if TYPE_CHECKING:
     from biorouter.decision import Decision
     from biorouter.engine import BioRouter
-    from biorouter.errors import BiorouterError, ClassifierError, ConfigError, RequestError, RoutingError
+    from biorouter.errors import (
+        BiorouterError,
+        ClassifierError,
+        ConfigError,
+        KeptLocalError,
+        RequestError,
+        RoutingError,
+    )
     from biorouter.policy import decide
 
 _LAZY = {
@@ -41,6 +49,7 @@ _LAZY = {
     "BiorouterError": "biorouter.errors",
     "ClassifierError": "biorouter.errors",
     "ConfigError": "biorouter.errors",
+    "KeptLocalError": "biorouter.errors",
     "RequestError": "biorouter.errors",
     "RoutingError": "biorouter.errors",
 }
@@ -66,8 +75,8 @@ async def acompletion(messages: Any, model: str = "auto", **kwargs: Any) -> Any:
     return await default_router().acompletion(messages, model=model, **kwargs)
 
 
-async def aroute(messages: Any, model: str = "auto") -> Any:
+async def aroute(messages: Any, model: str = "auto", *, task: str | None = None) -> Any:
     """The Decision the default router would take, without calling any upstream."""
     from biorouter.engine import default_router
 
-    return await default_router().aroute(messages, model=model)
+    return await default_router().aroute(messages, model=model, task=task)

@@ -24,7 +24,7 @@ from biorouter.audit import AuditLog, AuditRecord
 from biorouter.catalogue import Catalogue, LiteLLMConfig, load_litellm_config
 from biorouter.classifier import TaskClassifier
 from biorouter.decision import AUTO_MODELS, Decision
-from biorouter.errors import BiorouterError, ConfigError, KeptLocalError, Problem
+from biorouter.errors import ConfigError, KeptLocalError, Problem
 from biorouter.policy import decide
 from biorouter.profiles import Profile, load_profiles
 from biorouter.request_view import view_request
@@ -170,8 +170,6 @@ class BioRouter:
         arguments = {**request, **litellm_arguments(decision, request, self.profile)}
         try:
             response = await self.router.acompletion(**arguments)
-        except BiorouterError:
-            raise
         except Exception as e:
             if not decision.local_only:
                 raise

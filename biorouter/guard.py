@@ -11,6 +11,10 @@ A request is local-only for the guard when biorouter's Decision (``metadata["bio
 so. In the proxy, where every request passes the hook first, a request with no Decision is
 scanned by the sensitivity detector instead (``scan_undecided``), so a call type the hook does
 not route still cannot carry identifiers to the cloud.
+
+The biorouter proxy hook *is* a guard. :data:`proxy_guard` is the guard alone, for a LiteLLM proxy
+that does its own routing but wants the backstop (``callbacks: biorouter.guard.proxy_guard``): it
+scans every request with the built-in rules and keeps those with identifiers on local deployments.
 """
 
 from __future__ import annotations
@@ -25,7 +29,13 @@ from biorouter.errors import KeptLocalError, RequestError
 from biorouter.request_view import view_request
 from biorouter.sensitivity import SensitivityDetector
 
-__all__ = ["CloudDeploymentBlocked", "LocalOnlyGuard", "decision_summary", "ensure_guard_registered"]
+__all__ = [
+    "CloudDeploymentBlocked",
+    "LocalOnlyGuard",
+    "decision_summary",
+    "ensure_guard_registered",
+    "proxy_guard",
+]
 
 logger = logging.getLogger("biorouter.guard")
 
@@ -100,6 +110,8 @@ class LocalOnlyGuard(CustomLogger):
         request_kwargs: dict[str, Any] | None = None,
         parent_otel_span: Any = None,
     ) -> list[Any]:
+        if not healthy_deployments:  # all cooling down or unhealthy: LiteLLM reports that itself
+            return healthy_deployments
         rules = self.local_only_rules(messages, request_kwargs)
         if not rules:
             return healthy_deployments
@@ -114,11 +126,25 @@ class LocalOnlyGuard(CustomLogger):
             )
         if not local:
             raise CloudDeploymentBlocked(
-                f"biorouter guard: request kept local ({', '.join(rules)}); group '{model}' has no local "
-                "deployment available",
+                f"biorouter guard: request kept local ({', '.join(rules)}); group '{model}' has only cloud deployments",
                 rules=rules,
             )
         return local
+
+    async def async_post_call_failure_hook(
+        self,
+        request_data: dict[str, Any],
+        original_exception: Exception,
+        user_api_key_dict: Any,
+        traceback_str: str | None = None,
+    ) -> Any:
+        """In a proxy: a request the guard kept from every cloud deployment is a 503 that says so."""
+        if "biorouter guard: request kept local" not in str(original_exception):
+            return None
+        from fastapi import HTTPException
+
+        first_line = str(original_exception).splitlines()[0]
+        return HTTPException(status_code=503, detail=first_line[first_line.find("biorouter guard") :])
 
 
 def ensure_guard_registered() -> LocalOnlyGuard:
@@ -131,3 +157,7 @@ def ensure_guard_registered() -> LocalOnlyGuard:
     guard = LocalOnlyGuard()
     litellm.callbacks.append(guard)
     return guard
+
+
+proxy_guard = LocalOnlyGuard(scan_undecided=True)
+"""The guard without biorouter's routing, for ``litellm_settings: callbacks:`` in a proxy config."""

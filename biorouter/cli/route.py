@@ -17,6 +17,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("text", help="the user's request text")
     parser.add_argument("--profile", help="profile to use (default: biorouter.yaml / BIOROUTER_PROFILE)")
     parser.add_argument("--model", default="auto", help="the request's model field (default: auto)")
+    parser.add_argument("--task", help="the client's task hint (metadata.biorouter_task)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=run)
 
@@ -25,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from biorouter.engine import BioRouter
 
     engine = BioRouter.from_settings(profile=args.profile)
-    decision = asyncio.run(engine.aroute([{"role": "user", "content": args.text}], model=args.model))
+    decision = asyncio.run(engine.aroute([{"role": "user", "content": args.text}], model=args.model, task=args.task))
     if args.json:
         print(json.dumps(decision.summary(), sort_keys=True))
         return 0

@@ -174,7 +174,10 @@ class BiorouterProxyHook(LocalOnlyGuard):
         """A local-only request that failed everywhere it may go: 503 naming the rule, and an audit record."""
         summary = decision_summary(request_data)
         if summary is None or not summary.get("local_only") or self._engine is None:
-            return None
+            blocked: HTTPException | None = await super().async_post_call_failure_hook(
+                request_data, original_exception, user_api_key_dict, traceback_str
+            )
+            return blocked
         decision = Decision.model_validate(summary)
         message = f"biorouter: {decision.kept_local(original_exception)}"
         logger.warning("biorouter refused a local-only request %s: %s", _request_id(request_data), message)

@@ -17,6 +17,7 @@ from typing import Any
 import litellm
 import pytest
 import yaml
+from litellm.router_utils.cooldown_handlers import async_get_cooldown_deployments
 
 from biorouter.adapter import litellm_arguments
 from biorouter.audit import AuditLog, read_records
@@ -29,34 +30,7 @@ from biorouter.profiles import Behaviour
 from biorouter.settings import load_settings
 
 from ..conftest import ROOT
-
-CLOUD = "deepseek-v3"
-LOCAL_GROUPS = ("t4-bio", "t4-coder", "t4-embeddings", "t4-generalist", "t4-math", "t4-safety")
-REQUEST_TIMEOUT_S = 1.0
-
-# Local-only for different reasons: a local-only task, identifiers the built-in rules know, the
-# lab's own sample-ID pattern from the profile. Most would go to the cloud on failure otherwise.
-SENSITIVE = [
-    "What is the function of the BRCA2 protein in homologous recombination repair?",
-    "Write a python function that parses the lab results for MRN: 00482913 from our HL7 export",
-    "Plot the HbA1c trend for Jane Okafor, DOB 12/03/1971, from these values: 7.9, 7.2, 6.8",
-    "Why did sample SMP-118204 fail QC in last week's sequencing run? Suggest what to check.",
-    "Draft a short reminder to the participant at jane.okafor@gmail.com about her follow-up visit",
-    "Summarise the discharge letter for Mrs Svetlana Ivanova, admitted with community-acquired pneumonia",
-]
-# Not sensitive, on routes whose chains end in the cloud group (task hints make the routes certain).
-ORDINARY = [
-    ("write a python function that reverses the order of words in a sentence", "code_generation"),
-    ("Write the README section that explains how to install the pipeline with conda", "documentation"),
-    ("Summarise the distribution of read counts per sample in this table", "data_analysis"),
-]
-
-FAULTS: dict[str, dict[str, Any]] = {
-    "healthy": {},
-    "errors": {"error_rate": 1.0, "status": 500},
-    "timeouts": {"latency_ms": 4000},
-    "down": {"down": True},
-}
+from ..governance_cases import CLOUD, FAULTS, LOCAL_GROUPS, ORDINARY, REQUEST_TIMEOUT_S, SENSITIVE, fail_locals
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +46,6 @@ def audit(engine: BioRouter, tmp_path: Path) -> Iterator[Path]:
     previous, engine.audit = engine.audit, AuditLog(path)
     yield path
     engine.audit = previous
-
-
-def fail_locals(fleet: Any, fault: dict[str, Any]) -> None:
-    for name in LOCAL_GROUPS:
-        fleet[name].set_fault(**fault)
 
 
 def answered_by(response: Any) -> str:
@@ -280,3 +249,47 @@ async def test_local_only_answers_are_not_written_to_a_shared_response_cache(
     total_local = sum(clean_standins[g].stats()["requests"] for g in LOCAL_GROUPS)
     # the ordinary request is answered once and then from the cache; the sensitive one both times
     assert total_local == 3
+
+
+# --- nothing local left ---------------------------------------------------------------------
+
+
+def test_profile_without_local_groups_refuses_identifiers_without_calling_anyone(
+    dev_stack: Any, classifier: Any, clean_standins: Any
+) -> None:
+    cloud_only = BioRouter.from_settings(
+        load_settings(ROOT), profile="cloud_only", litellm_config=dev_stack.config_path, classifier=classifier
+    )
+    messages = [{"role": "user", "content": SENSITIVE[1]}]
+    with pytest.raises(KeptLocalError, match=r"request kept local \(sensitive content \(medical_record_number\)"):
+        asyncio.run(cloud_only.acompletion(messages))
+    assert sum(s.stats()["requests"] for s in clean_standins) == 0
+
+
+async def test_cooled_down_local_deployments_do_not_widen_to_the_cloud(
+    dev_stack: Any, classifier: Any, clean_standins: Any, tmp_path: Path
+) -> None:
+    """Groups of two local deployments that LiteLLM has cooled down: a local-only request is refused."""
+    config = yaml.safe_load(dev_stack.config_path.read_text())
+    for name in ("t4-bio", "t4-generalist"):
+        [entry] = [d for d in config["model_list"] if d["model_name"] == name]
+        twin = copy.deepcopy(entry)
+        twin["litellm_params"]["model"] += "-replica"  # a second deployment of the group (its own id)
+        config["model_list"].append(twin)
+    config["router_settings"].update({"allowed_fails": 0, "cooldown_time": 60})
+    path = tmp_path / "cooldown.yaml"
+    path.write_text(yaml.safe_dump(config))
+    engine = BioRouter.from_settings(
+        load_settings(ROOT), profile="development", litellm_config=path, classifier=classifier
+    )
+    bio = [{"role": "user", "content": SENSITIVE[0]}]
+    fail_locals(clean_standins, FAULTS["errors"])
+    with pytest.raises(KeptLocalError):
+        await engine.acompletion(bio)
+    clean_standins.clear_faults()  # the servers are fine again, but LiteLLM still has them in cooldown
+    cooled = await async_get_cooldown_deployments(litellm_router_instance=engine.router, parent_otel_span=None)
+    assert len(cooled) == 4
+
+    with pytest.raises(KeptLocalError, match="no local deployment could serve it"):
+        await engine.acompletion(bio)
+    assert clean_standins[CLOUD].stats()["requests"] == 0

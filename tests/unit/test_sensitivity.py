@@ -37,8 +37,8 @@ LAB_PATTERN = ("lab_sample_id", r"\bSMP-\d{6}(?!\d)", False)
 
 # Dev cases the rules get wrong today, by line number, with why. A fix turns them into XPASS failures.
 KNOWN_DEV_MISSES: dict[int, str] = {
-    22: "patient_name needs a cue (patient/pt label, title, age, 'letter for ...'); a bare name with "
-    "'s parents' has none, and _NAME_WORD cannot match O'Connor (one capital before the apostrophe)",
+    22: "patient_name needs a cue (patient/pt label, title, age, 'letter for ...'); a bare name followed by "
+    "'s parents' has none",
 }
 
 CATASTROPHIC_PATTERN = r"(a|aa)+$"  # exponential backtracking on a run of a's that does not end the text
@@ -343,3 +343,13 @@ def test_identifier_anywhere_in_the_conversation_is_found(detector: SensitivityD
 
 def test_conversation_without_identifiers_is_clean(detector: SensitivityDetector) -> None:
     assert detector.scan(view_request(conversation("nowhere")).texts) == ()
+
+
+@pytest.mark.parametrize("name", ["development", "t4_hybrid", "h100_local", "l4_t4_combined", "cloud_only"])
+def test_every_shipped_profile_carries_the_lab_pattern_these_corpora_assume(name: str) -> None:
+    from biorouter.profiles import load_profile
+
+    profile = load_profile(DATA.parents[2] / "profiles" / f"{name}.yaml")
+    patterns = {(p.name, p.regex, p.ignore_case) for p in profile.governance.sensitive_patterns}
+    assert LAB_PATTERN in patterns
+    assert profile.governance.detector().scan(["why did SMP-118204 fail QC?"]) == ("pattern:lab_sample_id",)

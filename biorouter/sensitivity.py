@@ -42,7 +42,7 @@ _DATE = (
     rf"|{_MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}})"  # March 3, 1958
 )
 # A personal name: two or three capitalised words ("Maria Gonzalez", "Anne-Marie O'Neil").
-_NAME_WORD = r"(?:\p{Lu}['’]\p{Lu}\p{Ll}+|\p{Lu}\p{Ll}+(?:\p{Lu}\p{Ll}+)?)(?:-\p{Lu}\p{Ll}+)?"  # O'Neil, McKay
+_NAME_WORD = r"(?:\p{Lu}['’]\p{Lu}\p{Ll}+|Ma?c\p{Lu}\p{Ll}+|\p{Lu}\p{Ll}+)(?:-\p{Lu}\p{Ll}+)?"  # O'Neil, McKay
 _NAME = rf"{_NAME_WORD}(?:\s+{_NAME_WORD}){{1,2}}"
 _SURNAME_FIRST = rf"{_NAME_WORD},\s*{_NAME_WORD}"  # "Kowalski, Anna"
 _TITLE = r"(?:Mr|Mrs|Ms|Miss|Mx)\.?"
@@ -62,6 +62,10 @@ _NOT_NAME_WORDS = """
     Unit Visit Visits With Without And Or Of In On For Is Are Was Were Has Have Level Levels Characteristics
     Derived Samples Cells Cell Tissue Tissues Gene Genes Protein Proteins Treatment Treatments Trial Trials
     Consent Forms Form Id Dataset Datasets Matrix Sheet Sheets Code Codes Model Models Score Scores
+    Kaplan Meier Mann Whitney Hardy Weinberg Wilcoxon Fisher Pearson Spearman Kruskal Wallis Bonferroni
+    Benjamini Hochberg Cox Student Bayes Markov Poisson Gauss Hodgkin Crohn Alzheimer Parkinson
+    Huntington Turner Klinefelter Lynch Cushing Addison Graves Hashimoto Mendel Darwin Watson Crick
+    Sanger Illumina Nanopore Nextflow Snakemake Galaxy Seurat Scanpy Ensembl Genome Atlas Cancer
 """
 _NOT_NAMES: Final = frozenset(_NOT_NAME_WORDS.split())
 _CLINICAL_CONTEXT = regex.compile(
@@ -167,9 +171,11 @@ BUILTIN_RULES: Final[tuple[SensitivityRule, ...]] = (
     _rule(
         "medical_record_number",
         "medical record, hospital, chart or patient numbers with their label (MRN: 00482913)",
-        r"(?i:\b(?:MRN|(?:EPR|CHI)[ -]?(?:number|no|id)|medical[ -]record|hosp(?:ital)?\.?[ -]?(?:number|no|id)|"
-        r"patient[ -](?:id|identifier|number|no)|chart[ -](?:number|no)|case[ -]number|unit[ -]number|UR[ -]number)\b)"
-        r"\.?(?:[ -](?:number|no\.?|num|#))?\s*(?:is\s+|=\s*|:\s*|#\s*|-)?(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{3,}\b",
+        r"(?i:\b(?:MRN|(?:EPR|CHI|CSN|FIN|NHI)[ -]?(?:number|no|id)|medical[ -]record|"
+        r"hosp(?:ital)?\.?[ -]?(?:number|no|id)|(?:patient|encounter|visit|admission)[ -](?:id|identifier|number|no)|"
+        r"(?:chart|case|unit|record|UR)[ -](?:number|no))\b)"
+        r"\.?(?:[ -](?:number|no\.?|num|#))?(?:\s*\([A-Za-z]{2,5}\))?"  # Medical Record Number (MRN)
+        r"\s*(?:is\s+|=\s*|:\s*|#\s*|-)?(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{3,}\b",
     ),
     _rule(
         "identifier_column",
@@ -184,7 +190,8 @@ BUILTIN_RULES: Final[tuple[SensitivityRule, ...]] = (
         "health_record_message",
         "an HL7 v2 patient segment (PID|…) or a FHIR Patient resource with a name or birth date",
         r"(?m:^PID\|)"
-        r"|(?s:\"resourceType\"\s*:\s*\"Patient\".{0,2000}?\"(?:name|birthDate|identifier)\"\s*:)",
+        r"|(?s:\"resourceType\"\s*:\s*\"Patient\".{0,2000}?\"(?:name|birthDate|identifier)\"\s*:)"
+        r"|\"family\"\s*:\s*\"\p{Lu}[^\"]*\"\s*,\s*\"given\"\s*:",  # a FHIR HumanName
     ),
     _rule(
         "date_of_birth",
@@ -201,7 +208,8 @@ BUILTIN_RULES: Final[tuple[SensitivityRule, ...]] = (
         "patient_name",
         "a named person as a patient or participant (Patient Maria Gonzalez, pt: Kowalski, Anna)",
         rf"(?i:\b(?:patient|pt|subject|proband|participant|client|resident)\b)(?:'s)?\.?"
-        rf"(?:\s+(?i:name))?\s*(?::|-|,|\bis\b)?\s*(?:{_TITLE}\s+)?(?P<name>{_SURNAME_FIRST}|{_NAME})",
+        rf"(?:\s+(?i:name))?\s*(?::|-|,|\bis\b)?\s*(?:{_TITLE}\s+)?"
+        rf"(?P<name>{_SURNAME_FIRST}|{_NAME}|\p{{Lu}}\.\s?{_NAME_WORD})",  # ... or "pt J. Smith"
         _names_ok,
     ),
     _rule(
@@ -213,8 +221,37 @@ BUILTIN_RULES: Final[tuple[SensitivityRule, ...]] = (
     _rule(
         "patient_name",
         "a name followed by an age (Maria Gonzalez, a 54-year-old woman)",
-        rf"(?P<name>{_NAME}),?\s+(?:(?i:a|an|aged)\s+)?\d{{1,3}}[- ](?i:years?|yrs?|y/?o)(?:[- ](?i:old))?\b",
+        rf"(?P<name>{_NAME}),?\s+(?:(?i:a|an|aged)\s+)?\d{{1,3}}[- ](?i:years?|yrs?|y/?o)(?:[- ](?i:old))?\b"
+        rf"|(?P<name>{_NAME}),?\s+\(?\d{{1,3}}\s?(?:[MF]|yo|y/o)\b",  # Maria Gonzalez (54 F)
         _names_ok,
+    ),
+    _rule(
+        "patient_name",
+        "a name as the subject of a clinical event (Thomas Bergström was admitted, Ana Lima underwent ...)",
+        rf"(?P<name>{_NAME})\s+(?:(?i:was|is|has been|had been|had|has)\s+)?"
+        r"(?i:admitted|diagnosed|present(?:ed|s) with|referred|discharged|prescribed|started on|seen in clinic|"
+        r"transferred|underwent|is undergoing|complain(?:s|ed) of|tested positive|relapsed)\b",
+        _names_ok,
+    ),
+    _rule(
+        "patient_name",
+        "a person's clinical or family details by name (Daniel O'Connor's parents, Ana Lima's MRI)",
+        rf"(?P<name>{_NAME})['’]s\s+(?i:parents?|mother|father|wife|husband|partner|family|son|daughter|GP|"
+        r"MRI|CT|scan|results?|biopsy|tumou?r|diagnosis|treatment|symptoms|bloods|labs?|medication|"
+        r"appointment|referral|consent|genotype|exome|genome|variant|carrier status)\b",
+        _names_ok,
+    ),
+    _rule(
+        "patient_name",
+        "a name after a 'Name:' label in clinical text",
+        rf"(?i:\b(?:name|patient name|full name)\s*:)\s*(?P<name>{_SURNAME_FIRST}|{_NAME})",
+        _in_clinical_context,
+    ),
+    _rule(
+        "patient_name",
+        "a labelled surname or forename (Surname: ABERNATHY, Forename: Colin)",
+        r"(?i:\b(?:surname|forename|first[ _]name|last[ _]name|given[ _]names?|family[ _]name)\s*[:=]\s*['\"]?)"
+        r"(?:\p{Lu}\p{Ll}+|\p{Lu}{2,}\b)",
     ),
     _rule(
         "patient_name",

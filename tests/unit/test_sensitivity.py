@@ -36,10 +36,7 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "sensitivity"
 LAB_PATTERN = ("lab_sample_id", r"\bSMP-\d{6}(?!\d)", False)
 
 # Dev cases the rules get wrong today, by line number, with why. A fix turns them into XPASS failures.
-KNOWN_DEV_MISSES: dict[int, str] = {
-    22: "patient_name needs a cue (patient/pt label, title, age, 'letter for ...'); a bare name followed by "
-    "'s parents' has none",
-}
+KNOWN_DEV_MISSES: dict[int, str] = {}
 
 CATASTROPHIC_PATTERN = r"(a|aa)+$"  # exponential backtracking on a run of a's that does not end the text
 CATASTROPHIC_INPUT = "a" * 60 + "!"
@@ -95,7 +92,7 @@ def test_holdout_precision_and_recall_stay_above_the_floor(detector: Sensitivity
     recall = tp / (tp + fn) if tp + fn else 1.0
     print(f"holdout: n={len(cases)} precision={precision:.3f} recall={recall:.3f} tp={tp} fp={fp} fn={fn} tn={tn}")
     assert precision >= 0.95
-    assert recall >= 0.70
+    assert recall >= 0.75
 
 
 # --- built-in rules: names, never text ----------------------------------------------------------
@@ -353,3 +350,45 @@ def test_every_shipped_profile_carries_the_lab_pattern_these_corpora_assume(name
     patterns = {(p.name, p.regex, p.ignore_case) for p in profile.governance.sensitive_patterns}
     assert LAB_PATTERN in patterns
     assert profile.governance.detector().scan(["why did SMP-118204 fail QC?"]) == ("pattern:lab_sample_id",)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The Cancer Genome Atlas reported 500 samples with this fusion",
+        "Mann Whitney presented no significant difference, so try a permutation test",
+        "Kaplan Meier's results look odd when the follow-up is censored at 60 months",
+        "Illumina NovaSeq reported low quality scores on lane 3",
+        "Nextflow Tower reported the run as failed",
+        "Random Forest was trained on the expression matrix",
+    ],
+)
+def test_eponyms_tools_and_consortia_are_not_patients(text: str) -> None:
+    assert SensitivityDetector.build().scan([text]) == ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Thomas Bergström was admitted on Monday with sepsis",
+        "Ana Lima presented with fever and a petechial rash",
+        "Can you explain the VUS to Daniel O'Connor's parents?",
+        "Rory McKay's MRI shows a 3 mm lesion",
+        "Maria Gonzalez (54 F) with chest pain, troponin pending",
+        "Name: Maria Lopez, diagnosis: asthma, inhaler review due",
+        "pt J. Smith seen in clinic today, BP 150/95",
+        "Requisition: Surname: ABERNATHY, test requested: Factor V Leiden",
+    ],
+)
+def test_names_as_subjects_of_clinical_events_are_patients(text: str) -> None:
+    assert SensitivityDetector.build().scan([text]) == ("patient_name",)
+
+
+def test_a_fhir_human_name_is_a_health_record() -> None:
+    fhir = '{"name": [{"family": "Okafor", "given": ["Jane"]}], "gender": "female"}'
+    assert SensitivityDetector.build().scan([fhir]) == ("health_record_message",)
+
+
+@pytest.mark.parametrize("text", ["first name: the column is empty in 3 rows", "Surname: the field is optional"])
+def test_name_labels_without_a_name_do_not_fire(text: str) -> None:
+    assert SensitivityDetector.build().scan([text]) == ()

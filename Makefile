@@ -50,6 +50,7 @@ eval: install
 bench: install
 	$(PY) bench/classifier_latency.py
 	$(PY) bench/sensitivity_eval.py
+	$(PY) bench/detect_latency.py
 	$(BIN)/biorouter eval --data $(EVAL_DATA)
 
 check: lint typecheck validate test

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from biorouter.errors import ConfigError
 from biorouter.yamlfile import load_model, problems_from_validation
 
-__all__ = ["Catalogue", "Deployment", "Group", "LiteLLMConfig", "load_litellm_config"]
+__all__ = ["Catalogue", "Deployment", "Group", "LiteLLMConfig", "load_litellm_config", "parse_model_list"]
 
 Locality = Literal["local", "cloud"]
 
@@ -101,13 +101,7 @@ class Catalogue(BaseModel):
     @classmethod
     def from_model_list(cls, model_list: Iterable[Mapping[str, Any]]) -> Catalogue:
         """From a LiteLLM router's live ``model_list`` (dicts), as the proxy holds it."""
-        deployments = []
-        for entry in model_list:
-            try:
-                deployments.append(Deployment.model_validate(dict(entry)))
-            except ValidationError as e:
-                raise ConfigError(problems_from_validation("litellm model_list", e)) from e
-        return cls.from_deployments(deployments)
+        return cls.from_deployments(parse_model_list(model_list))
 
     def names(self) -> list[str]:
         return sorted(self.groups)
@@ -116,6 +110,17 @@ class Catalogue(BaseModel):
         """Unknown groups are not local: they cannot be proven to be."""
         found = self.groups.get(group)
         return found is not None and found.is_local
+
+
+def parse_model_list(model_list: Iterable[Mapping[str, Any]]) -> list[Deployment]:
+    """Deployments from a LiteLLM ``model_list`` of dicts; one ConfigError naming every bad entry's field."""
+    deployments = []
+    for entry in model_list:
+        try:
+            deployments.append(Deployment.model_validate(dict(entry)))
+        except ValidationError as e:
+            raise ConfigError(problems_from_validation("litellm model_list", e)) from e
+    return deployments
 
 
 def load_litellm_config(path: Path, *, display: str | None = None) -> LiteLLMConfig:

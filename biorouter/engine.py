@@ -11,6 +11,8 @@ share the decision path; only :meth:`acompletion` needs a ``litellm.Router`` of 
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
 import threading
 import uuid
@@ -28,6 +30,9 @@ from biorouter.errors import ConfigError, KeptLocalError, Problem
 from biorouter.policy import decide
 from biorouter.profiles import Profile, load_profiles
 from biorouter.request_view import view_request
+from biorouter.resources import Resources
+from biorouter.selection import AUTO_PROFILE, Selection, select_profile
+from biorouter.session import Session, response_cost
 from biorouter.settings import Settings, load_settings
 
 __all__ = ["BioRouter", "default_router", "reset_default_router"]
@@ -62,12 +67,21 @@ class BioRouter:
         catalogue: Catalogue,
         classifier: TaskClassifier,
         litellm_config: LiteLLMConfig | None = None,
+        selection: Selection | None = None,
     ) -> None:
         self.settings = settings
         self.profile = profile
         self.catalogue = catalogue
         self.classifier = classifier
         self.detector = profile.governance.detector()
+        self.selection = selection
+        self.session = Session(
+            profile.name,
+            selected=selection.describe() if selection else "chosen explicitly",
+            warnings=selection.warnings if selection else (),
+        )
+        for warning in self.session.warnings:
+            logger.warning("biorouter: %s", warning)
         audit_path = settings.audit_log_path
         self.audit = AuditLog(audit_path) if audit_path is not None else None
         self._litellm_config = litellm_config
@@ -84,36 +98,63 @@ class BioRouter:
         model_list: list[Mapping[str, Any]] | None = None,
         encoder: Any | None = None,
         classifier: TaskClassifier | None = None,
+        resources: Resources | None = None,
     ) -> BioRouter:
-        """Load profiles, utterances and the deployment list; nothing is embedded yet.
+        """Load profiles, utterances and the deployment list, and choose the profile; nothing is embedded yet.
 
+        ``profile`` (else ``BIOROUTER_PROFILE``, else ``profile:`` in biorouter.yaml) names the profile;
+        ``auto`` selects the best fit for this machine. Either way the machine is detected once
+        (or ``resources`` is used) so an explicit choice warns about needs it does not meet.
         ``model_list`` (the proxy's live list) replaces reading ``litellm_config`` from disk;
         ``classifier`` shares an already built (or loaded) classifier instead of making one.
         """
         settings = settings or load_settings()
-        home = settings.home
-        profiles = load_profiles(settings.profiles_path, display_root=home)
+        profiles = load_profiles(settings.profiles_path, display_root=settings.home)
         name = profile or settings.active_profile
-        if name not in profiles:
+        if name != AUTO_PROFILE and name not in profiles:
             raise ConfigError(
                 [Problem("profile", (), f"unknown profile '{name}' (available: {', '.join(sorted(profiles))})")]
             )
         config = None
         if model_list is not None:
             catalogue = Catalogue.from_model_list(model_list)
+            deployments: list[Mapping[str, Any]] = list(model_list)
         else:
             path = litellm_config or settings.litellm_config_path
             config = load_litellm_config(path)
             catalogue = Catalogue.from_deployments(config.model_list)
+            deployments = [d.model_dump(mode="json") for d in config.model_list]
+        if resources is None:
+            resources = detect_blocking(settings, deployments, profiles)
+        selection = select_profile(profiles, resources, explicit=name)
+        logger.info("biorouter %s", selection.describe())
         if classifier is None:
             classifier = TaskClassifier.from_settings(settings, encoder=encoder)
         return cls(
             settings=settings,
-            profile=profiles[name],
+            profile=profiles[selection.profile],
             catalogue=catalogue,
             classifier=classifier,
             litellm_config=config,
+            selection=selection,
         )
+
+    def switch_profile(self, name: str, *, reason: str, by: str = "python") -> Profile:
+        """Make ``name`` the active profile from now on: an explicit, logged change with a reason.
+
+        The profile file is read again, so an edited profile can be activated without a restart.
+        In-flight requests finish under the profile they were decided with.
+        """
+        profiles = load_profiles(self.settings.profiles_path, display_root=self.settings.home)
+        if name not in profiles:
+            raise ConfigError(
+                [Problem("profile", (), f"unknown profile '{name}' (available: {', '.join(sorted(profiles))})")]
+            )
+        new = profiles[name]
+        detector = new.governance.detector()
+        self.session.switch(name, reason=reason, by=by)
+        self.profile, self.detector = new, detector
+        return new
 
     async def aroute(self, messages: Any, model: str = "auto", *, task: str | None = None) -> Decision:
         """Decide where a request goes without calling any upstream.
@@ -171,6 +212,7 @@ class BioRouter:
         try:
             response = await self.router.acompletion(**arguments)
         except Exception as e:
+            self.session.record(task=decision.task, group=decision.group, ok=False, refused=decision.local_only)
             if not decision.local_only:
                 raise
             refusal = decision.kept_local(e)
@@ -180,7 +222,11 @@ class BioRouter:
         hidden = getattr(response, "_hidden_params", None)
         if isinstance(hidden, dict):
             hidden["biorouter"] = decision
-            self.record(decision, request_id, outcome="served", **served_by(hidden, self.router))
+            served = served_by(hidden, self.router)
+            self.session.record(
+                task=decision.task, group=served["group"] or decision.group, ok=True, cost_usd=response_cost(hidden)
+            )
+            self.record(decision, request_id, outcome="served", **served)
         return response
 
     async def _decide_or_record(
@@ -190,9 +236,27 @@ class BioRouter:
             return await self.aroute(messages, model, task=task_hint(request))
         except KeptLocalError as e:
             logger.warning("biorouter refused a local-only request %s: %s", request_id, e)
+            self.session.record(task=None, group=None, ok=False, refused=True)
             if self.audit is not None:
                 self.audit.write(refusal_record(self.profile.name, request_id, e))
             raise
+
+
+def detect_blocking(
+    settings: Settings, deployments: list[Mapping[str, Any]], profiles: Mapping[str, Profile]
+) -> Resources:
+    """Detect the machine, also when called from code already running an event loop (in a worker thread)."""
+    from biorouter.resources import detect
+
+    def run() -> Resources:
+        return detect(settings, model_list=deployments, profiles=profiles)
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return run()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result()
 
 
 def served_by(hidden: Mapping[str, Any], router: Any) -> dict[str, Any]:

@@ -4,6 +4,7 @@
     ├── ConfigError                    profiles/, utterances/, litellm_config or settings are wrong;
     │                                  carries every Problem found, each naming file and key path
     ├── ClassifierError                the encoder or the semantic router could not load or answer
+    ├── SelectionError                 no profile fits this machine (lists each profile and why)
     ├── RequestError                   the request itself cannot be routed (no text, unknown task hint)
     └── RoutingError                   no deployment group can serve a decided request
         └── KeptLocalError             a local-only request no local deployment could serve: refused,
@@ -27,6 +28,7 @@ __all__ = [
     "Problem",
     "RequestError",
     "RoutingError",
+    "SelectionError",
 ]
 
 
@@ -61,6 +63,10 @@ class ConfigError(BiorouterError):
 
 class ClassifierError(BiorouterError):
     """The task classifier (encoder or index) failed to load or to answer."""
+
+
+class SelectionError(BiorouterError):
+    """No profile's hardware needs are met by this machine, and none was chosen explicitly."""
 
 
 class RequestError(BiorouterError):

@@ -158,7 +158,7 @@ class Governance(_Strict):
 
 class Profile(_Strict):
     version: Literal[1] = Field(description="schema version of this file; currently 1")
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="must match the file name")
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="must match the file name; 'auto' is reserved")
     description: str = Field(min_length=1)
     priority: int = Field(default=0, ge=0, le=1000, description="higher wins when several profiles fit")
     hardware: HardwareNeeds = Field(default_factory=HardwareNeeds)
@@ -168,6 +168,13 @@ class Profile(_Strict):
     behaviour: Behaviour = Field(default_factory=Behaviour)
     governance: Governance = Field(default_factory=Governance)
     costs: Costs = Field(default_factory=Costs)
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value == "auto":
+            raise ValueError("'auto' is reserved: it asks biorouter to select a profile by hardware")
+        return value
 
     def route_for(self, task: str) -> Route | None:
         return self.routes.get(task)

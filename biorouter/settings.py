@@ -81,7 +81,10 @@ class ClassifierSettings(_Strict):
 
 class Settings(_Strict):
     version: Literal[1] = 1
-    profile: str = Field(default="development", description="active profile; BIOROUTER_PROFILE overrides")
+    profile: str = Field(
+        default="auto",
+        description="active profile, or 'auto' to select the best fit for this machine; BIOROUTER_PROFILE overrides",
+    )
     profiles_dir: Path = Path("profiles")
     utterances_dir: Path = Path("utterances")
     litellm_config: Path = Path("litellm_config/config.yaml")

@@ -164,12 +164,13 @@ def validate_all(settings: Settings, *, litellm_config: Path | None = None) -> V
         for source, profile in profiles.values():
             problems.extend(check_profile(source, profile, catalogue, tasks))
     # an active profile whose file exists but failed to parse is already reported above
-    if folder.is_dir() and not (folder / f"{settings.active_profile}.yaml").exists():
+    active = settings.active_profile
+    if folder.is_dir() and active != "auto" and not (folder / f"{active}.yaml").exists():
         problems.append(
             Problem(
                 "biorouter.yaml",
                 ("profile",),
-                f"active profile '{settings.active_profile}' has no file profiles/{settings.active_profile}.yaml",
+                f"active profile '{active}' has no file profiles/{active}.yaml (or use 'auto' to select by hardware)",
             )
         )
     return ValidationReport(

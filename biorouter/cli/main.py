@@ -22,6 +22,10 @@ COMMANDS = {
     "eval": "biorouter.cli.evaluate",
     "serve": "biorouter.cli.serve",
     "audit": "biorouter.cli.audit",
+    "detect": "biorouter.cli.detect",
+    "profiles": "biorouter.cli.profiles",
+    "select": "biorouter.cli.select",
+    "status": "biorouter.cli.status",
 }
 
 

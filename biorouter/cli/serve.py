@@ -23,7 +23,10 @@ def register(subparsers: Any) -> None:
         "serve", help="run stand-in upstreams + the LiteLLM proxy with biorouter (demo)", description=__doc__
     )
     parser.add_argument("--dev", action="store_true", help="serve the profile's groups from local stand-ins")
-    parser.add_argument("--profile", help="profile whose groups to stand in for (default: the active one)")
+    parser.add_argument(
+        "--profile",
+        help="profile whose groups to stand in for (default: the active one; 'auto' means development)",
+    )
     parser.add_argument("--port", type=int, help="proxy port (default: BIOROUTER_PORT or 4000)")
     parser.add_argument("--run-dir", type=Path, default=Path(".run"), help="logs and generated config go here")
     parser.set_defaults(handler=run)
@@ -59,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
             "'litellm --config litellm_config/config.yaml' (see README.md)"
         )
     settings = load_settings()
-    profile_name = args.profile or settings.active_profile
+    # The demo stands in for real servers, so hardware selection has nothing to select: 'auto' means development.
+    profile_name = args.profile or (settings.active_profile if settings.active_profile != "auto" else "development")
     profile = load_profile(settings.profiles_path / f"{profile_name}.yaml")
     port = args.port or int(os.environ.get("BIOROUTER_PORT", "4000"))
     configured_key = os.environ.get("LITELLM_MASTER_KEY")

@@ -23,8 +23,10 @@ so the first request does not wait for the encoder (``biorouter serve`` sets it)
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import os
+import sys
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -37,6 +39,7 @@ from biorouter.decision import Decision
 from biorouter.engine import BioRouter, refusal_record
 from biorouter.errors import BiorouterError, ConfigError, KeptLocalError, Problem, RequestError, RoutingError
 from biorouter.guard import LocalOnlyGuard, decision_summary, deployment_locality
+from biorouter.session import response_cost
 from biorouter.settings import load_settings
 
 __all__ = ["BiorouterProxyHook", "proxy_handler_instance"]
@@ -97,6 +100,12 @@ class BiorouterProxyHook(LocalOnlyGuard):
         self._classifier: TaskClassifier | None = None
         self._lock = threading.Lock()
         _configure_logging()
+        server = sys.modules.get("litellm.proxy.proxy_server")
+        if server is not None and getattr(server, "app", None) is not None:  # inside a running proxy
+            from biorouter.proxy.admin import register_routes
+
+            register_routes(server.app, self.engine)
+            atexit.register(self._log_session_summary)
         if warmup if warmup is not None else os.environ.get("BIOROUTER_WARMUP") == "1":
             threading.Thread(target=self._warm, name="biorouter-warmup", daemon=True).start()
 
@@ -112,6 +121,10 @@ class BiorouterProxyHook(LocalOnlyGuard):
             logger.info("biorouter classifier loaded")
         except BiorouterError as e:
             logger.error("biorouter warm-up failed (requests will report it): %s", e)
+
+    def _log_session_summary(self) -> None:
+        if self._engine is not None:
+            self._engine.session.log_summary()
 
     def _build_engine(self) -> BioRouter:
         classifier = self._shared_classifier()
@@ -147,6 +160,7 @@ class BiorouterProxyHook(LocalOnlyGuard):
             raise HTTPException(status_code=400, detail=f"biorouter: {e}") from e
         except KeptLocalError as e:
             logger.warning("biorouter refused a local-only request %s: %s", _request_id(data), e)
+            engine.session.record(task=None, group=None, ok=False, refused=True)
             if engine.audit is not None:
                 engine.audit.write(refusal_record(engine.profile.name, _request_id(data), e))
             raise HTTPException(status_code=503, detail=f"biorouter: {e}") from e
@@ -173,6 +187,10 @@ class BiorouterProxyHook(LocalOnlyGuard):
     ) -> HTTPException | None:
         """A local-only request that failed everywhere it may go: 503 naming the rule, and an audit record."""
         summary = decision_summary(request_data)
+        if summary is not None and self._engine is not None:
+            self._engine.session.record(
+                task=summary.get("task"), group=summary.get("group"), ok=False, refused=bool(summary.get("local_only"))
+            )
         if summary is None or not summary.get("local_only") or self._engine is None:
             blocked: HTTPException | None = await super().async_post_call_failure_hook(
                 request_data, original_exception, user_api_key_dict, traceback_str
@@ -187,18 +205,22 @@ class BiorouterProxyHook(LocalOnlyGuard):
     async def async_log_success_event(
         self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
     ) -> None:
-        """Audit where a local-only request was served (the deployment LiteLLM actually used)."""
+        """Count the request in the session; audit where a local-only one was served."""
         summary = decision_summary(kwargs)
-        if summary is None or not summary.get("local_only") or self._engine is None:
+        if summary is None or self._engine is None:
             return
         params = kwargs.get("litellm_params") or {}
         info = params.get("model_info") or kwargs.get("model_info") or {}
         metadata = params.get("metadata") or {}
+        group = metadata.get("model_group") or summary.get("group")
+        self._engine.session.record(task=summary.get("task"), group=group, ok=True, cost_usd=response_cost(kwargs))
+        if not summary.get("local_only"):
+            return
         self._engine.record(
             Decision.model_validate(summary),
             str(kwargs.get("litellm_call_id") or "-"),
             outcome="served",
-            group=metadata.get("model_group"),
+            group=group,
             deployment_id=info.get("id"),
             api_base=params.get("api_base"),
             locality=deployment_locality({"model_info": info}),

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from biorouter.catalogue import Catalogue, load_litellm_config
-from biorouter.errors import Problem
+from biorouter.errors import ConfigError, Problem
 from biorouter.profiles import load_profile
 from biorouter.settings import Settings, load_settings
 from biorouter.utterances import MIN_UTTERANCES, utterance_problems
@@ -87,9 +87,16 @@ def test_shipped_tree_has_no_errors_and_no_warnings(home: Path) -> None:
     assert sorted(report.groups) == _shipped_group_names()
 
 
-def test_shipped_active_profile_exists() -> None:
+def test_shipped_settings_select_the_profile_by_hardware() -> None:
     settings = load_settings(REPO)
-    assert (settings.profiles_path / f"{settings.profile}.yaml").is_file()
+    assert settings.profile == "auto"
+
+
+def test_a_profile_may_not_be_named_auto(tmp_path: Path) -> None:
+    source = (REPO / "profiles" / "development.yaml").read_text().replace("name: development", "name: auto")
+    (tmp_path / "auto.yaml").write_text(source)
+    with pytest.raises(ConfigError, match="'auto' is reserved"):
+        load_profile(tmp_path / "auto.yaml")
 
 
 @pytest.mark.parametrize("path", SHIPPED_PROFILES, ids=lambda p: p.stem)
@@ -328,16 +335,18 @@ def test_invalid_litellm_config_is_reported_and_profiles_are_still_shape_checked
 
 
 def test_active_profile_without_a_file_is_reported(home: Path) -> None:
-    edit(home / "biorouter.yaml", "profile: development", "profile: gpu_cluster")
+    edit(home / "biorouter.yaml", "profile: auto", "profile: gpu_cluster")
     assert rendered(run(home).errors) == [
-        "biorouter.yaml: profile: active profile 'gpu_cluster' has no file profiles/gpu_cluster.yaml"
+        "biorouter.yaml: profile: active profile 'gpu_cluster' has no file profiles/gpu_cluster.yaml "
+        "(or use 'auto' to select by hardware)"
     ]
 
 
 def test_active_profile_from_the_environment_is_checked_too(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BIOROUTER_PROFILE", "laptop")
     assert rendered(run(home).errors) == [
-        "biorouter.yaml: profile: active profile 'laptop' has no file profiles/laptop.yaml"
+        "biorouter.yaml: profile: active profile 'laptop' has no file profiles/laptop.yaml "
+        "(or use 'auto' to select by hardware)"
     ]
 
 
@@ -370,13 +379,14 @@ def test_every_problem_in_every_file_is_reported_in_one_run(home: Path) -> None:
         "model_info: {locality: cloud, mode: chat, max_input_tokens: 65536}",
         "model_info: {mode: chat, max_input_tokens: 65536}",
     )
-    edit(home / "biorouter.yaml", "profile: development", "profile: gpu_cluster")
+    edit(home / "biorouter.yaml", "profile: auto", "profile: gpu_cluster")
 
     report = run(home)
 
     assert sorted(rendered(report.errors)) == sorted(
         [
-            "biorouter.yaml: profile: active profile 'gpu_cluster' has no file profiles/gpu_cluster.yaml",
+            "biorouter.yaml: profile: active profile 'gpu_cluster' has no file profiles/gpu_cluster.yaml "
+            "(or use 'auto' to select by hardware)",
             "profiles/cloud_only.yaml: classifier -> min_confidence: Input should be less than or equal to 1 (got 1.5)",
             "profiles/development.yaml: routes -> biomedical -> alow_cloud: unknown key (check the spelling; "
             "profiles/README.md lists every key)",

@@ -1,0 +1,71 @@
+"""biorouter's own endpoints on the LiteLLM proxy: session status, and an admin-only profile switch.
+
+    GET  /biorouter/status    any valid key: the active profile, how it was chosen, session counters
+    POST /biorouter/profile   proxy admin (the master key) only: {"profile": "...", "reason": "..."}
+
+Both use LiteLLM's own key check (``user_api_key_auth``), so they need the same ``Authorization:
+Bearer`` header as the chat endpoints. A switch is logged with who asked and why, and it is the only
+way the active profile changes while the proxy runs. ``biorouter status`` and ``biorouter switch``
+call these endpoints.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from biorouter.engine import BioRouter
+from biorouter.errors import ConfigError
+
+__all__ = ["STATUS_PATH", "SWITCH_PATH", "SwitchRequest", "register_routes"]
+
+logger = logging.getLogger("biorouter.proxy")
+
+STATUS_PATH = "/biorouter/status"
+SWITCH_PATH = "/biorouter/profile"
+
+
+class SwitchRequest(BaseModel):
+    profile: str = Field(min_length=1)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+def status_payload(engine: BioRouter) -> dict[str, Any]:
+    summary = engine.session.summary()
+    fits = engine.selection.fits if engine.selection is not None else ()
+    return {
+        "profile": engine.profile.name,
+        "session": summary.model_dump(mode="json"),
+        "profiles": [fit.model_dump(mode="json") for fit in fits],
+    }
+
+
+def register_routes(app: Any, engine: Callable[[], Awaitable[BioRouter]]) -> None:
+    """Add the two routes to the proxy's FastAPI ``app``; ``engine`` returns the hook's (lazily built) engine."""
+    from fastapi import Depends, HTTPException
+    from litellm.proxy._types import LitellmUserRoles, UserAPIKeyAuth
+    from litellm.proxy.auth.user_api_key_auth import user_api_key_auth
+
+    async def biorouter_status(user: UserAPIKeyAuth = Depends(user_api_key_auth)) -> dict[str, Any]:  # noqa: B008
+        return status_payload(await engine())
+
+    async def biorouter_switch_profile(
+        body: SwitchRequest,
+        user: UserAPIKeyAuth = Depends(user_api_key_auth),  # noqa: B008
+    ) -> dict[str, Any]:
+        if user.user_role != LitellmUserRoles.PROXY_ADMIN:
+            raise HTTPException(status_code=403, detail="biorouter: switching the profile needs the proxy admin key")
+        current = await engine()
+        who = f"proxy admin ({user.key_alias or 'master key'})"
+        try:
+            current.switch_profile(body.profile, reason=body.reason, by=who)
+        except ConfigError as e:
+            raise HTTPException(status_code=400, detail=f"biorouter: {e}") from e
+        return status_payload(current)
+
+    app.add_api_route(STATUS_PATH, biorouter_status, methods=["GET"], tags=["biorouter"])
+    app.add_api_route(SWITCH_PATH, biorouter_switch_profile, methods=["POST"], tags=["biorouter"])
+    logger.info("biorouter endpoints: GET %s, POST %s (admin)", STATUS_PATH, SWITCH_PATH)

@@ -1,0 +1,91 @@
+"""The running proxy's session: its status endpoint, the admin-only profile switch, and ``biorouter status``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import httpx
+
+from ..conftest import ROOT
+
+
+def call(dev_stack: Any, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {dev_stack.proxy.master_key}"}
+    return httpx.request(method, dev_stack.proxy.url + path, json=body, headers=headers, timeout=30)
+
+
+def ask(dev_stack: Any, text: str) -> httpx.Response:
+    body = {"model": "auto", "messages": [{"role": "user", "content": text}]}
+    return call(dev_stack, "POST", "/v1/chat/completions", body)
+
+
+def test_status_counts_the_sessions_requests_by_task_and_group(dev_stack: Any, clean_standins: Any) -> None:
+    before = call(dev_stack, "GET", "/biorouter/status").json()["session"]
+    assert ask(dev_stack, "write a python function that parses a VCF header").status_code == 200
+    clean_standins["t4-coder"].set_fault(error_rate=1.0, status=500)
+    clean_standins["t4-generalist"].set_fault(error_rate=1.0, status=500)
+    clean_standins["deepseek-v3"].set_fault(error_rate=1.0, status=500)
+    assert ask(dev_stack, "write a python function that reverses a list").status_code >= 500
+
+    status = call(dev_stack, "GET", "/biorouter/status")
+    assert status.status_code == 200
+    payload = status.json()
+    assert payload["profile"] == "development"
+    session = payload["session"]
+    assert session["selected"]  # how it was chosen: explicitly here (BIOROUTER_PROFILE), or by a switch
+    assert session["totals"]["requests"] == before["totals"]["requests"] + 2
+    assert session["totals"]["errors"] == before["totals"]["errors"] + 1
+    assert session["by_task"]["code_generation"]["requests"] >= 2
+    assert session["by_group"]["t4-coder"]["requests"] >= 1
+    assert {fit["profile"] for fit in payload["profiles"]} >= {"development", "t4_hybrid", "h100_local"}
+
+
+def test_status_needs_a_valid_key(dev_stack: Any) -> None:
+    response = httpx.get(dev_stack.proxy.url + "/biorouter/status", headers={"Authorization": "Bearer sk-wrong"})
+    assert response.status_code in (400, 401)
+
+
+def test_admin_switches_the_profile_with_a_reason_and_the_next_request_uses_it(
+    dev_stack: Any, clean_standins: Any
+) -> None:
+    try:
+        switched = call(dev_stack, "POST", "/biorouter/profile", {"profile": "cloud_only", "reason": "GPU drill"})
+        assert switched.status_code == 200, switched.text
+        assert switched.json()["profile"] == "cloud_only"
+        # cloud_only routes everything to cloud groups; of those, the stand-in stack serves deepseek-v3
+        response = ask(dev_stack, "Hi! Could you recommend a good novel for a long train ride?")
+        assert response.headers["x-biorouter-profile"] == "cloud_only"
+        assert response.headers["x-biorouter-group"] == "deepseek-v3"
+        switches = call(dev_stack, "GET", "/biorouter/status").json()["session"]["switches"]
+        assert switches[-1]["previous"] == "development"
+        assert switches[-1]["reason"] == "GPU drill"
+        assert "switched from 'development' to 'cloud_only'" in dev_stack.proxy.log_tail(200_000)
+    finally:
+        back = call(dev_stack, "POST", "/biorouter/profile", {"profile": "development", "reason": "end of drill"})
+        assert back.status_code == 200
+
+
+def test_switch_to_an_unknown_profile_is_a_400_and_changes_nothing(dev_stack: Any) -> None:
+    response = call(dev_stack, "POST", "/biorouter/profile", {"profile": "gpu_cluster", "reason": "typo"})
+    assert response.status_code == 400
+    assert "unknown profile 'gpu_cluster'" in response.json()["detail"]
+    assert call(dev_stack, "GET", "/biorouter/status").json()["profile"] == "development"
+
+
+def test_switch_without_a_reason_is_rejected(dev_stack: Any) -> None:
+    response = call(dev_stack, "POST", "/biorouter/profile", {"profile": "development"})
+    assert response.status_code == 422
+
+
+def test_status_command_prints_the_session(dev_stack: Any) -> None:
+    env = {**os.environ, "BIOROUTER_HOME": str(ROOT), "LITELLM_MASTER_KEY": dev_stack.proxy.master_key}
+    command = [sys.executable, "-m", "biorouter", "status", "--url", dev_stack.proxy.url]
+    text = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=True).stdout
+    assert text.startswith("profile     development  (")
+    assert "requests    " in text
+    as_json = subprocess.run([*command, "--json"], env=env, capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(as_json.stdout)["profile"] == "development"

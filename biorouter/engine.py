@@ -12,6 +12,7 @@ share the decision path; only :meth:`acompletion` needs a ``litellm.Router`` of 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import logging
 import threading
@@ -138,6 +139,10 @@ class BioRouter:
             litellm_config=config,
             selection=selection,
         )
+
+    def close(self) -> None:
+        """End the session: log its summary (requests, errors, refusals, cost per group)."""
+        self.session.log_summary()
 
     def switch_profile(self, name: str, *, reason: str, by: str = "python") -> Profile:
         """Make ``name`` the active profile from now on: an explicit, logged change with a reason.
@@ -301,6 +306,7 @@ def default_router() -> BioRouter:
         with _default_lock:
             if _default is None:
                 _default = BioRouter.from_settings()
+                atexit.register(_default.close)
     return _default
 
 

@@ -91,6 +91,26 @@ def _request_id(data: Mapping[str, Any]) -> str:
     return str(data.get("litellm_call_id") or "-")
 
 
+def _on_proxy_shutdown(server: Any, action: Any) -> None:
+    """Run ``action`` when the proxy shuts down.
+
+    LiteLLM 1.106 offers callbacks no shutdown hook, and ``atexit`` never runs under uvicorn, which
+    re-raises SIGTERM after its graceful shutdown. The proxy's lifespan calls the module-level
+    ``proxy_shutdown_event`` by name when it stops, so that function is wrapped; if a LiteLLM
+    release renames it, the summary falls back to ``atexit`` (e.g. Ctrl-C in a terminal).
+    """
+    original = getattr(server, "proxy_shutdown_event", None)
+    if original is None or not asyncio.iscoroutinefunction(original):
+        atexit.register(action)
+        return
+
+    async def proxy_shutdown_event(*args: Any, **kwargs: Any) -> None:
+        action()
+        await original(*args, **kwargs)
+
+    server.proxy_shutdown_event = proxy_shutdown_event
+
+
 class BiorouterProxyHook(LocalOnlyGuard):
     """Routes ``"model": "auto"`` requests inside the LiteLLM proxy, and guards every hop."""
 
@@ -105,7 +125,7 @@ class BiorouterProxyHook(LocalOnlyGuard):
             from biorouter.proxy.admin import register_routes
 
             register_routes(server.app, self.engine)
-            atexit.register(self._log_session_summary)
+            _on_proxy_shutdown(server, self._log_session_summary)
         if warmup if warmup is not None else os.environ.get("BIOROUTER_WARMUP") == "1":
             threading.Thread(target=self._warm, name="biorouter-warmup", daemon=True).start()
 

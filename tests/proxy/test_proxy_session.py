@@ -89,3 +89,19 @@ def test_status_command_prints_the_session(dev_stack: Any) -> None:
     assert "requests    " in text
     as_json = subprocess.run([*command, "--json"], env=env, capture_output=True, text=True, timeout=60, check=True)
     assert json.loads(as_json.stdout)["profile"] == "development"
+
+
+def test_the_proxy_logs_a_session_summary_when_it_shuts_down(dev_stack: Any, tmp_path: Any) -> None:
+    from biorouter.testing.devstack import ProxyProcess
+
+    env = {"BIOROUTER_HOME": str(ROOT), "BIOROUTER_PROFILE": "development", "BIOROUTER_WARMUP": "0"}
+    proxy = ProxyProcess(dev_stack.config_path, env=env, log_path=tmp_path / "proxy.log")
+    with proxy:
+        body = {"model": "t4-coder", "messages": [{"role": "user", "content": "hi"}]}
+        headers = {"Authorization": f"Bearer {proxy.master_key}"}
+        assert httpx.post(proxy.url + "/v1/chat/completions", json=body, headers=headers, timeout=60).status_code == 200
+    summary = [line for line in (tmp_path / "proxy.log").read_text().splitlines() if "session summary" in line]
+    assert len(summary) == 1
+    assert "profile 'development'" in summary[0]
+    assert "1 requests, 0 errors, 0 refused" in summary[0]
+    assert "t4-coder=1" in summary[0]

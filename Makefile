@@ -1,7 +1,7 @@
 # One Makefile for developers, pre-commit and CI alike.
 #   make run      install, then serve the demo stack (stand-ins + LiteLLM proxy) on 127.0.0.1:4000
 #   make test     install, then run the test suite
-# Other targets: install lint typecheck validate eval bench check clean
+# Other targets: install redis lint typecheck validate eval bench check clean
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -15,7 +15,10 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: install run test lint typecheck validate eval bench check clean
+.PHONY: install redis run test lint typecheck validate eval bench check clean
+
+# redis-server for the shared-ledger tests (a real server on a loopback port); Debian package.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 install: $(STAMP)
 
@@ -31,7 +34,12 @@ $(STAMP): pyproject.toml constraints.txt
 run: install
 	$(BIN)/biorouter serve --dev
 
-test: install
+redis:
+	@command -v redis-server >/dev/null || { \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $(SUDO) apt-get install -y -q redis-server || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q redis-server; }; }
+
+test: install redis
 	$(PY) -m pytest
 
 lint: install

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from biorouter.errors import KeptLocalError
 
-__all__ = ["AUTO_MODELS", "Decision", "Signals"]
+__all__ = ["AUTO_MODELS", "BudgetView", "Decision", "Signals"]
 
 # What a client sends as "model" to ask biorouter to choose.
 AUTO_MODELS = frozenset({"auto", "biorouter/auto", "biorouter"})
@@ -39,6 +39,16 @@ class Signals(BaseModel):
     task_hint: str | None = None  # a client's own task label (metadata.biorouter_task)
 
 
+class BudgetView(BaseModel):
+    """What the ledger says before this request: its cost per candidate group, and whether cloud spend is off."""
+
+    model_config = ConfigDict(frozen=True)
+
+    estimates: Mapping[str, float | None] = Field(default_factory=dict, description="group -> USD; None unknown")
+    cloud_blocked: str | None = Field(default=None, description="why cloud groups are off (a budget reached)")
+    warnings: tuple[str, ...] = ()
+
+
 class Decision(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -54,6 +64,8 @@ class Decision(BaseModel):
         default=(), description="why the request is local-only: 'route:<task>' or 'content:<detector rule>'"
     )
     local_only_reason: str | None = None
+    estimated_cost_usd: float | None = Field(default=None, description="for the chosen group, before the call")
+    budget_warnings: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()
     defaults: Mapping[str, Any] = Field(default_factory=dict, description="max_tokens/temperature if unset")
     text_sha256: str = ""
@@ -70,6 +82,8 @@ class Decision(BaseModel):
             "x-biorouter-local-only": "true" if self.local_only else "false",
             "x-biorouter-local-only-rules": ",".join(self.local_only_rules),
         }
+        if self.budget_warnings:
+            headers["x-biorouter-budget"] = "; ".join(self.budget_warnings)
         return headers
 
     def log_line(self) -> str:

@@ -16,18 +16,21 @@ import atexit
 import concurrent.futures
 import logging
 import threading
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from biorouter import offline
 from biorouter.adapter import gather_signals, litellm_arguments, task_hint
 from biorouter.audit import AuditLog, AuditRecord
-from biorouter.catalogue import Catalogue, LiteLLMConfig, load_litellm_config
+from biorouter.budget import BudgetKeeper
+from biorouter.catalogue import Catalogue, Deployment, LiteLLMConfig, load_litellm_config, parse_model_list
 from biorouter.classifier import TaskClassifier
-from biorouter.decision import AUTO_MODELS, Decision
+from biorouter.decision import AUTO_MODELS, BudgetView, Decision, Signals
 from biorouter.errors import ConfigError, KeptLocalError, Problem
+from biorouter.ledger import BudgetScope, Denial, Ledger, Reservation, ledger_from_url
 from biorouter.policy import decide
 from biorouter.profiles import Profile, load_profiles
 from biorouter.request_view import view_request
@@ -69,12 +72,16 @@ class BioRouter:
         classifier: TaskClassifier,
         litellm_config: LiteLLMConfig | None = None,
         selection: Selection | None = None,
+        deployments: Sequence[Deployment] = (),
+        ledger: Ledger | None = None,
     ) -> None:
         self.settings = settings
         self.profile = profile
         self.catalogue = catalogue
         self.classifier = classifier
         self.detector = profile.governance.detector()
+        self.ledger = ledger or ledger_from_url(settings.ledger.url, fail_mode=profile.costs.ledger_unavailable)
+        self.budget = BudgetKeeper(self.ledger, deployments, catalogue)
         self.selection = selection
         self.session = Session(
             profile.name,
@@ -118,13 +125,12 @@ class BioRouter:
             )
         config = None
         if model_list is not None:
-            catalogue = Catalogue.from_model_list(model_list)
-            deployments: list[Mapping[str, Any]] = list(model_list)
+            parsed = parse_model_list(model_list)
         else:
-            path = litellm_config or settings.litellm_config_path
-            config = load_litellm_config(path)
-            catalogue = Catalogue.from_deployments(config.model_list)
-            deployments = [d.model_dump(mode="json") for d in config.model_list]
+            config = load_litellm_config(litellm_config or settings.litellm_config_path)
+            parsed = list(config.model_list)
+        catalogue = Catalogue.from_deployments(parsed)
+        deployments: list[Mapping[str, Any]] = [d.model_dump(mode="json") for d in parsed]
         if resources is None:
             resources = detect_blocking(settings, deployments, profiles)
         selection = select_profile(profiles, resources, explicit=name)
@@ -138,6 +144,7 @@ class BioRouter:
             classifier=classifier,
             litellm_config=config,
             selection=selection,
+            deployments=parsed,
         )
 
     def close(self) -> None:
@@ -161,18 +168,46 @@ class BioRouter:
         self.profile, self.detector = new, detector
         return new
 
-    async def aroute(self, messages: Any, model: str = "auto", *, task: str | None = None) -> Decision:
-        """Decide where a request goes without calling any upstream.
+    async def aroute(
+        self, messages: Any, model: str = "auto", *, task: str | None = None, request: Mapping[str, Any] | None = None
+    ) -> Decision:
+        """Decide where a request goes without calling any upstream (and without reserving budget).
 
         ``task`` is the client's own task label (``metadata.biorouter_task``): it picks the route
         but never lifts a local-only rule.
         """
+        decision, *_ = await self._decide(messages, model, task, request or {})
+        return decision
+
+    async def _decide(
+        self, messages: Any, model: str, task: str | None, request: Mapping[str, Any]
+    ) -> tuple[Decision, Signals, BudgetView, list[BudgetScope]]:
         view = view_request(messages)
         named_cloud = model not in AUTO_MODELS and model in self.catalogue.groups and not self.catalogue.is_local(model)
         signals = await gather_signals(
             view, model, self.classifier, detector=self.detector, classify_named=named_cloud, hint=task
         )
-        return decide(signals, self.profile, self.catalogue)
+        named = {"model": model} if model not in AUTO_MODELS else {}
+        budget, scopes = await self.budget.view(self.profile, signals, messages, {**request, **named})
+        return decide(signals, self.profile, self.catalogue, budget), signals, budget, scopes
+
+    async def prepare(
+        self, messages: Any, model: str, request: Mapping[str, Any]
+    ) -> tuple[Decision, Reservation | None, list[BudgetScope]]:
+        """Decide and reserve the request's estimated cloud cost; a denied reservation downgrades to local.
+
+        Shared by :meth:`acompletion` and the proxy hook. The caller settles or releases the
+        reservation after the call (:attr:`budget`).
+        """
+        decision, signals, budget, scopes = await self._decide(messages, model, task_hint(request), request)
+        held = await self.budget.reserve(decision, budget, scopes)
+        if isinstance(held, Denial):  # another request took the last of the budget since the view was read
+            budget = budget.model_copy(update={"cloud_blocked": held.message()})
+            decision = decide(signals, self.profile, self.catalogue, budget)
+            held = await self.budget.reserve(decision, budget, scopes)
+            if isinstance(held, Denial):  # cannot happen: a decision without cloud groups reserves nothing
+                held = None
+        return decision, held, scopes
 
     def record(self, decision: Decision, request_id: str, **outcome: Any) -> None:
         """Append the audit record of a local-only decision (others are not audited)."""
@@ -211,12 +246,14 @@ class BioRouter:
         """
         request = {"messages": messages, **kwargs}
         request_id = str(request.setdefault("litellm_call_id", str(uuid.uuid4())))
-        decision = await self._decide_or_record(messages, model, request, request_id)
+        decision, held, scopes = await self._prepare_or_record(messages, model, request, request_id)
         logger.info(decision.log_line())
         arguments = {**request, **litellm_arguments(decision, request, self.profile)}
+        started = time.perf_counter()
         try:
             response = await self.router.acompletion(**arguments)
         except Exception as e:
+            await self.budget.release(held)
             self.session.record(task=decision.task, group=decision.group, ok=False, refused=decision.local_only)
             if not decision.local_only:
                 raise
@@ -228,17 +265,29 @@ class BioRouter:
         if isinstance(hidden, dict):
             hidden["biorouter"] = decision
             served = served_by(hidden, self.router)
-            self.session.record(
-                task=decision.task, group=served["group"] or decision.group, ok=True, cost_usd=response_cost(hidden)
+            group = served["group"] or decision.group
+            # A stream's cost is known only at its end: count its estimate (an upper bound) instead.
+            cost = (held.estimate_usd if held else 0.0) if request.get("stream") else response_cost(hidden)
+            self.session.record(task=decision.task, group=group, ok=True, cost_usd=cost)
+            await self.budget.settle(
+                held,
+                scopes,
+                decision=decision,
+                group=group,
+                cost_usd=cost,
+                seconds=time.perf_counter() - started,
+                user=request.get("user"),
             )
             self.record(decision, request_id, outcome="served", **served)
+        else:
+            await self.budget.release(held)
         return response
 
-    async def _decide_or_record(
+    async def _prepare_or_record(
         self, messages: Any, model: str, request: Mapping[str, Any], request_id: str
-    ) -> Decision:
+    ) -> tuple[Decision, Reservation | None, list[BudgetScope]]:
         try:
-            return await self.aroute(messages, model, task=task_hint(request))
+            return await self.prepare(messages, model, request)
         except KeptLocalError as e:
             logger.warning("biorouter refused a local-only request %s: %s", request_id, e)
             self.session.record(task=None, group=None, ok=False, refused=True)

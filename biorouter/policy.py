@@ -23,7 +23,7 @@ Rules, in order:
 from __future__ import annotations
 
 from biorouter.catalogue import Catalogue
-from biorouter.decision import AUTO_MODELS, Decision, Mode, Signals
+from biorouter.decision import AUTO_MODELS, BudgetView, Decision, Mode, Signals
 from biorouter.errors import KeptLocalError, RequestError, RoutingError
 from biorouter.profiles import Profile, Route
 
@@ -143,12 +143,70 @@ def _reason(rules: tuple[str, ...]) -> str | None:
     return "; ".join(parts)
 
 
-def decide(signals: Signals, profile: Profile, catalogue: Catalogue) -> Decision:
-    """Choose the deployment group and allowed fallbacks for one request."""
+def _over_request_limit(group: str, budget: BudgetView, profile: Profile) -> str | None:
+    limit = profile.costs.max_per_request_usd
+    estimate = budget.estimates.get(group)
+    if limit is None or estimate is None or estimate <= limit:
+        return None
+    return f"estimate ${estimate:.4f} over max_per_request_usd ${limit:.2f}"
+
+
+def _within_budget(
+    allowed: list[str], budget: BudgetView | None, profile: Profile, catalogue: Catalogue, reasons: list[str]
+) -> list[str]:
+    """Drop cloud groups while cloud spend is off, and groups estimated over the per-request limit.
+
+    Local groups cost nothing and are never dropped. When the first choice is over the per-request
+    limit, the cheapest remaining group serves first.
+    """
+    if budget is None:
+        return allowed
+    kept = []
+    for group in allowed:
+        if budget.cloud_blocked and not catalogue.is_local(group):
+            reasons.append(f"group '{group}' is cloud: skipped, {budget.cloud_blocked}")
+            continue
+        over = _over_request_limit(group, budget, profile)
+        if over is not None:
+            reasons.append(f"group '{group}' {over}: skipped")
+            continue
+        kept.append(group)
+    if allowed and kept and kept[0] != allowed[0] and _over_request_limit(allowed[0], budget, profile):
+        cost = {g: budget.estimates.get(g) for g in kept}
+        kept.sort(key=lambda g: (cost[g] is None, cost[g] or 0.0))  # stable: chain order among equals
+        reasons.append(f"cheapest group under the per-request limit: '{kept[0]}'")
+    return kept
+
+
+def _budget_refusal(group: str, budget: BudgetView | None, profile: Profile, catalogue: Catalogue) -> str | None:
+    """Why a request naming ``group`` directly must be refused for budget reasons, if it must."""
+    if budget is None or catalogue.is_local(group):
+        return None
+    if budget.cloud_blocked:
+        return f"cloud spend is off: {budget.cloud_blocked}"
+    return _over_request_limit(group, budget, profile)
+
+
+def decide(signals: Signals, profile: Profile, catalogue: Catalogue, budget: BudgetView | None = None) -> Decision:
+    """Choose the deployment group and allowed fallbacks for one request.
+
+    ``budget`` (from the ledger) carries the request's cost estimate per group and whether cloud
+    spend is off; without it no budget rule applies.
+    """
     prefix: list[str] = []
     if signals.requested_model not in AUTO_MODELS:
         decision, prefix = _passthrough(signals, profile, catalogue)
         if decision is not None:
+            refusal = _budget_refusal(decision.group, budget, profile, catalogue)
+            if refusal is not None:
+                raise RoutingError(f"profile '{profile.name}': '{decision.group}' refused: {refusal}")
+            if budget is not None:
+                decision = decision.model_copy(
+                    update={
+                        "estimated_cost_usd": budget.estimates.get(decision.group),
+                        "budget_warnings": budget.warnings,
+                    }
+                )
             return decision
 
     route, mode, reasons = _choose_route(signals, profile)
@@ -163,6 +221,7 @@ def decide(signals: Signals, profile: Profile, catalogue: Catalogue) -> Decision
         default_chain = (profile.default_route.group, *profile.default_route.fallbacks)
         chain = chain + tuple(g for g in default_chain if g not in chain)
         allowed = _allowed_groups(default_chain, signals, local_only, catalogue, [])
+    allowed = _within_budget(allowed, budget, profile, catalogue, reasons)
     if not allowed:
         tried = ", ".join(chain)
         if local_only:
@@ -196,4 +255,6 @@ def decide(signals: Signals, profile: Profile, catalogue: Catalogue) -> Decision
         reasons=tuple(reasons),
         defaults=defaults,
         text_sha256=signals.text_sha256,
+        estimated_cost_usd=budget.estimates.get(allowed[0]) if budget is not None else None,
+        budget_warnings=budget.warnings if budget is not None else (),
     )

@@ -29,6 +29,7 @@ __all__ = [
     "Profile",
     "Route",
     "SensitivePattern",
+    "TaskBudget",
     "load_profile",
     "load_profiles",
 ]
@@ -93,13 +94,33 @@ class Behaviour(_Strict):
     )
 
 
-class Costs(_Strict):
-    """Spend limits in US dollars (enforced by the cost-control ledger)."""
+class TaskBudget(_Strict):
+    """A budget of its own for one task, on top of the profile's."""
 
-    max_per_request_usd: float | None = Field(default=None, ge=0)
     daily_budget_usd: float | None = Field(default=None, ge=0)
     monthly_budget_usd: float | None = Field(default=None, ge=0)
+
+
+class Costs(_Strict):
+    """Spend limits in US dollars, enforced by the ledger (local $0 deployments are never limited)."""
+
+    max_per_request_usd: float | None = Field(
+        default=None,
+        ge=0,
+        description="a request estimated above this goes to the cheapest group under it, or is refused",
+    )
+    daily_budget_usd: float | None = Field(default=None, ge=0, description="cloud spend per UTC day, whole profile")
+    monthly_budget_usd: float | None = Field(default=None, ge=0, description="cloud spend per UTC month")
     warn_at: float = Field(default=0.8, gt=0, le=1, description="fraction of a budget that triggers a warning")
+    per_task: dict[TaskName, TaskBudget] = Field(default_factory=dict, description="task -> its own budgets")
+    default_max_tokens: int = Field(
+        default=1024, ge=1, le=1_000_000, description="answer length assumed for the estimate when none is set"
+    )
+    ledger_unavailable: Literal["closed", "open"] = Field(
+        default="closed",
+        description="when the shared ledger (Redis) is unreachable: 'closed' keeps cloud spend off until it "
+        "returns (local groups still serve); 'open' keeps spending, counted in memory",
+    )
 
 
 BuiltinRule = Literal[BUILTIN_RULE_NAMES]  # type: ignore[valid-type]

@@ -21,6 +21,7 @@ __all__ = [
     "SETTINGS_FILE",
     "ClassifierSettings",
     "EncoderSettings",
+    "LedgerSettings",
     "Settings",
     "find_home",
     "load_settings",
@@ -79,6 +80,25 @@ class ClassifierSettings(_Strict):
     )
 
 
+class LedgerSettings(_Strict):
+    """Where spend is counted: in this process, or in a Redis shared by every proxy replica."""
+
+    redis_url: str | None = Field(
+        default=None,
+        description="e.g. redis://redis-host:6379/0 or os.environ/REDIS_URL; unset: in-process (REDIS_URL overrides)",
+    )
+
+    @property
+    def url(self) -> str | None:
+        """The Redis URL in effect: ``REDIS_URL``, else ``redis_url`` (``os.environ/NAME`` resolved)."""
+        if os.environ.get("REDIS_URL"):
+            return os.environ["REDIS_URL"]
+        value = self.redis_url
+        if value and value.startswith("os.environ/"):
+            return os.environ.get(value.removeprefix("os.environ/")) or None
+        return value or None
+
+
 class Settings(_Strict):
     version: Literal[1] = 1
     profile: str = Field(
@@ -89,6 +109,7 @@ class Settings(_Strict):
     utterances_dir: Path = Path("utterances")
     litellm_config: Path = Path("litellm_config/config.yaml")
     classifier: ClassifierSettings = Field(default_factory=ClassifierSettings)
+    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     audit_log: Path | None = Field(
         default=Path("logs/audit.jsonl"),
         description="JSON-lines record of every local-only decision; null turns it off; BIOROUTER_AUDIT_LOG overrides",

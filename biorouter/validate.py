@@ -16,6 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from biorouter.catalogue import Catalogue, load_litellm_config
+from biorouter.costs import group_prices
 from biorouter.errors import ConfigError, Problem
 from biorouter.profiles import Profile, Route, load_profile
 from biorouter.settings import Settings
@@ -134,6 +135,17 @@ def validate_all(settings: Settings, *, litellm_config: Path | None = None) -> V
                         _display(config_path, home),
                         ("model_list", index, "model_info", "locality"),
                         f"not declared for '{deployment.model_name}': it counts as cloud",
+                        "warning",
+                    )
+                )
+        for group, price in sorted(group_prices(config.model_list).items()):
+            if price is None:
+                problems.append(
+                    Problem(
+                        _display(config_path, home),
+                        ("model_list", group),
+                        "no known price for this cloud group: budgets cannot limit its spend "
+                        "(set input_cost_per_token and output_cost_per_token in model_info)",
                         "warning",
                     )
                 )

@@ -26,6 +26,7 @@ COMMANDS = {
     "profiles": "biorouter.cli.profiles",
     "select": "biorouter.cli.select",
     "status": "biorouter.cli.status",
+    "spend": "biorouter.cli.spend",
 }
 
 

@@ -39,6 +39,7 @@ from biorouter.decision import Decision
 from biorouter.engine import BioRouter, refusal_record
 from biorouter.errors import BiorouterError, ConfigError, KeptLocalError, Problem, RequestError, RoutingError
 from biorouter.guard import LocalOnlyGuard, decision_summary, deployment_locality
+from biorouter.ledger import BudgetScope, Reservation
 from biorouter.session import response_cost
 from biorouter.settings import load_settings
 
@@ -85,6 +86,19 @@ def _as_messages(data: Mapping[str, Any]) -> list[dict[str, Any]] | None:
                 return [dict(v) for v in value]
             return [{"role": "user", "content": "\n".join(v for v in value if isinstance(v, str))}]
     return None
+
+
+BUDGET_KEY = "biorouter_budget"  # metadata key: the request's reservation and budget scopes, for settling
+
+
+def _budget_state(request: Mapping[str, Any]) -> tuple[Reservation | None, list[BudgetScope]]:
+    """The reservation and scopes the pre-call hook stored with a request (LiteLLM moves metadata around)."""
+    for source in (request.get("metadata"), (request.get("litellm_params") or {}).get("metadata")):
+        if isinstance(source, Mapping) and isinstance(source.get(BUDGET_KEY), Mapping):
+            state = source[BUDGET_KEY]
+            held = Reservation.model_validate(state["reservation"]) if state.get("reservation") else None
+            return held, [BudgetScope.model_validate(scope) for scope in state.get("scopes") or ()]
+    return None, []
 
 
 def _request_id(data: Mapping[str, Any]) -> str:
@@ -167,15 +181,22 @@ class BiorouterProxyHook(LocalOnlyGuard):
     async def async_pre_call_hook(
         self, user_api_key_dict: Any, cache: Any, data: dict[str, Any], call_type: str
     ) -> dict[str, Any]:
-        for key in ("metadata", "litellm_metadata"):  # a client never supplies biorouter's own Decision
+        for key in ("metadata", "litellm_metadata"):  # a client never supplies biorouter's own records
             if isinstance(data.get(key), dict):
                 data[key].pop(METADATA_KEY, None)
+                data[key].pop(BUDGET_KEY, None)
         messages = _as_messages(data)
         if call_type not in _CHAT_CALLS and (messages is None or not data.get("model")):
             return data  # nothing to judge (files, batches, model lists...)
+        held: Reservation | None = None
+        scopes: list[BudgetScope] = []
         try:
             engine = await self.engine()
-            decision = await engine.aroute(messages, str(data.get("model") or "auto"), task=task_hint(data))
+            model = str(data.get("model") or "auto")
+            if call_type in _CHAT_CALLS:
+                decision, held, scopes = await engine.prepare(messages, model, data)
+            else:
+                decision = await engine.aroute(messages, model, task=task_hint(data))
         except RequestError as e:
             raise HTTPException(status_code=400, detail=f"biorouter: {e}") from e
         except KeptLocalError as e:
@@ -193,6 +214,10 @@ class BiorouterProxyHook(LocalOnlyGuard):
         logger.info(decision.log_line())
         if call_type in _CHAT_CALLS:
             data.update(litellm_arguments(decision, data, engine.profile))
+            data["metadata"][BUDGET_KEY] = {
+                "reservation": held.model_dump(mode="json") if held is not None else None,
+                "scopes": [scope.model_dump(mode="json") for scope in scopes],
+            }
         else:  # governance only: the client named its group; keep LiteLLM's shape for this call type
             key = "litellm_metadata" if isinstance(data.get("litellm_metadata"), dict) else "metadata"
             data[key] = {**(data.get(key) or {}), METADATA_KEY: decision.summary()}
@@ -211,6 +236,8 @@ class BiorouterProxyHook(LocalOnlyGuard):
             self._engine.session.record(
                 task=summary.get("task"), group=summary.get("group"), ok=False, refused=bool(summary.get("local_only"))
             )
+            held, _ = _budget_state(request_data)
+            await self._engine.budget.release(held)
         if summary is None or not summary.get("local_only") or self._engine is None:
             blocked: HTTPException | None = await super().async_post_call_failure_hook(
                 request_data, original_exception, user_api_key_dict, traceback_str
@@ -233,11 +260,19 @@ class BiorouterProxyHook(LocalOnlyGuard):
         info = params.get("model_info") or kwargs.get("model_info") or {}
         metadata = params.get("metadata") or {}
         group = metadata.get("model_group") or summary.get("group")
-        self._engine.session.record(task=summary.get("task"), group=group, ok=True, cost_usd=response_cost(kwargs))
+        cost = response_cost(kwargs)
+        self._engine.session.record(task=summary.get("task"), group=group, ok=True, cost_usd=cost)
+        decision = Decision.model_validate(summary)
+        held, scopes = _budget_state(kwargs)
+        seconds = (end_time - start_time).total_seconds() if hasattr(end_time - start_time, "total_seconds") else None
+        user = metadata.get("user_api_key_alias") or metadata.get("user_api_key_user_id") or kwargs.get("user")
+        await self._engine.budget.settle(
+            held, scopes, decision=decision, group=group, cost_usd=cost, seconds=seconds, user=user
+        )
         if not summary.get("local_only"):
             return
         self._engine.record(
-            Decision.model_validate(summary),
+            decision,
             str(kwargs.get("litellm_call_id") or "-"),
             outcome="served",
             group=group,

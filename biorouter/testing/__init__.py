@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from biorouter.testing.hardware import SCENARIOS, FakeGPU, FakeSlurm, fake_path, write_fake_tools
+    from biorouter.testing.redis import RedisServer
     from biorouter.testing.standin import StandIn, StandInFleet, free_port
     from biorouter.testing.upstream import Fault, build_app
 
@@ -19,6 +20,7 @@ __all__ = [
     "FakeGPU",
     "FakeSlurm",
     "Fault",
+    "RedisServer",
     "StandIn",
     "StandInFleet",
     "build_app",
@@ -38,6 +40,7 @@ _HOMES = {
     "SCENARIOS": "biorouter.testing.hardware",
     "fake_path": "biorouter.testing.hardware",
     "write_fake_tools": "biorouter.testing.hardware",
+    "RedisServer": "biorouter.testing.redis",
 }
 
 

@@ -1,0 +1,99 @@
+"""Budget rules in ``decide()``: estimates per group and cloud spend switched off, on hand-built inputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from biorouter.adapter import litellm_arguments
+from biorouter.decision import BudgetView, Signals
+from biorouter.errors import RoutingError
+from biorouter.policy import decide
+from biorouter.profiles import Costs, Profile, Route
+
+from .test_policy import CATALOGUE, make_profile
+
+ROUTES = {
+    "code_generation": Route(group="deepseek-v3", fallbacks=("gpt-4o", "t4-coder")),
+    "documentation": Route(group="gpt-4o", fallbacks=("deepseek-v3",)),
+    "orchestration": Route(group="gpt-4o"),
+}
+
+
+def profile(**costs: Any) -> Profile:
+    return make_profile(dict(ROUTES)).model_copy(update={"costs": Costs(**costs)})
+
+
+def signals(task: str = "code_generation", model: str = "auto") -> Signals:
+    return Signals(requested_model=model, task=task, confidence=0.9, text_sha256="ef" * 32)
+
+
+ESTIMATES = {"deepseek-v3": 0.002, "gpt-4o": 0.03, "t4-coder": 0.0, "t4-generalist": 0.0}
+
+
+def test_no_budget_view_means_no_budget_rule() -> None:
+    decision = decide(signals(), profile(max_per_request_usd=0.001), CATALOGUE)
+    assert (decision.group, decision.fallbacks) == ("deepseek-v3", ("gpt-4o", "t4-coder"))
+    assert decision.estimated_cost_usd is None
+
+
+def test_groups_over_the_per_request_limit_are_skipped_and_the_estimate_is_recorded() -> None:
+    decision = decide(signals(), profile(max_per_request_usd=0.01), CATALOGUE, BudgetView(estimates=ESTIMATES))
+    assert (decision.group, decision.fallbacks) == ("deepseek-v3", ("t4-coder",))
+    assert "group 'gpt-4o' estimate $0.0300 over max_per_request_usd $0.01: skipped" in decision.reasons
+    assert decision.estimated_cost_usd == 0.002
+
+
+def test_first_choice_over_the_limit_gives_way_to_the_cheapest_group_under_it() -> None:
+    decision = decide(
+        signals("documentation"), profile(max_per_request_usd=0.01), CATALOGUE, BudgetView(estimates=ESTIMATES)
+    )
+    assert decision.group == "deepseek-v3"
+    assert "cheapest group under the per-request limit: 'deepseek-v3'" in decision.reasons
+
+
+def test_cheapest_first_when_several_groups_remain_under_the_limit() -> None:
+    route = {"documentation": Route(group="gpt-4o", fallbacks=("deepseek-v3", "t4-generalist"))}
+    chosen = make_profile(route).model_copy(update={"costs": Costs(max_per_request_usd=0.01)})
+    decision = decide(signals("documentation"), chosen, CATALOGUE, BudgetView(estimates=ESTIMATES))
+    assert (decision.group, decision.fallbacks) == ("t4-generalist", ("deepseek-v3",))  # $0 before $0.002
+
+
+def test_nothing_under_the_limit_is_refused_naming_the_limit_and_the_estimate() -> None:
+    with pytest.raises(RoutingError, match=r"group 'gpt-4o' estimate \$0\.0300 over max_per_request_usd \$0\.01"):
+        decide(signals("orchestration"), profile(max_per_request_usd=0.01), CATALOGUE, BudgetView(estimates=ESTIMATES))
+
+
+def test_spent_budget_downgrades_cloud_bound_requests_to_local_groups() -> None:
+    view = BudgetView(estimates=ESTIMATES, cloud_blocked="daily budget of profile:unit ($1.00) reached: $1.0100 spent")
+    decision = decide(signals(), profile(daily_budget_usd=1.0), CATALOGUE, view)
+    assert (decision.group, decision.fallbacks) == ("t4-coder", ())
+    assert (
+        "group 'deepseek-v3' is cloud: skipped, daily budget of profile:unit ($1.00) reached: $1.0100 spent"
+        in decision.reasons
+    )
+
+
+def test_spent_budget_never_blocks_local_groups_and_refuses_a_cloud_only_route_clearly() -> None:
+    view = BudgetView(estimates=ESTIMATES, cloud_blocked="monthly budget of profile:unit ($10.00) reached")
+    with pytest.raises(RoutingError, match=r"monthly budget of profile:unit \(\$10\.00\) reached"):
+        decide(signals("orchestration"), profile(monthly_budget_usd=10.0), CATALOGUE, view)
+
+
+def test_naming_a_cloud_group_while_cloud_spend_is_off_is_refused() -> None:
+    view = BudgetView(estimates=ESTIMATES, cloud_blocked="daily budget of profile:unit ($1.00) reached")
+    with pytest.raises(RoutingError, match=r"'gpt-4o' refused: cloud spend is off: daily budget"):
+        decide(signals(model="gpt-4o"), profile(daily_budget_usd=1.0), CATALOGUE, view)
+    local = decide(signals(model="t4-coder"), profile(daily_budget_usd=1.0), CATALOGUE, view)
+    assert local.group == "t4-coder"
+
+
+def test_budget_warnings_reach_the_response_headers() -> None:
+    view = BudgetView(estimates=ESTIMATES, warnings=("daily budget of profile:unit ($1.00): 85% used",))
+    decision = decide(signals(), profile(daily_budget_usd=1.0), CATALOGUE, view)
+    assert decision.headers()["x-biorouter-budget"] == "daily budget of profile:unit ($1.00): 85% used"
+    assert "x-biorouter-budget" not in decide(signals(), profile(), CATALOGUE, BudgetView()).headers()
+    assert litellm_arguments(decision, {"model": "auto"}, profile())["metadata"]["biorouter"]["budget_warnings"] == [
+        "daily budget of profile:unit ($1.00): 85% used"
+    ]

@@ -7,27 +7,19 @@ own session, controlled over HTTP (``/stats``, ``/admin/*``) with synchronous ht
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import os
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import time
-import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self
+from typing import Any, Self
 
 import httpx
 
+from biorouter.testing.process import ManagedProcess
 from biorouter.testing.upstream import Fault
-
-_LIVE: weakref.WeakSet[StandIn] = weakref.WeakSet()
-_TAIL_BYTES = 2000
 
 
 def free_port() -> int:
@@ -38,7 +30,7 @@ def free_port() -> int:
         return port
 
 
-class StandIn:
+class StandIn(ManagedProcess):
     """One stand-in upstream subprocess named ``name`` listening on 127.0.0.1:``port``."""
 
     def __init__(
@@ -50,13 +42,11 @@ class StandIn:
         *,
         seed: int | None = None,
     ) -> None:
+        super().__init__(log_path)
         self.name = name
         self.port = port if port is not None else free_port()
         self.fault = fault or Fault()
-        self.log_path = log_path
         self.seed = seed
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
 
     def __repr__(self) -> str:
         state = "running" if self.is_running() else "stopped"
@@ -82,7 +72,6 @@ class StandIn:
         """Start the process without waiting for it (see :meth:`wait_ready`)."""
         if self.is_running():
             raise RuntimeError(f"stand-in {self.name!r} on port {self.port} is already running")
-        self._close_log()
         cmd = [
             sys.executable,
             "-m",
@@ -105,15 +94,7 @@ class StandIn:
             cmd.append("--down")
         if self.seed is not None:
             cmd += ["--seed", str(self.seed)]
-        if self.log_path is not None:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = self.log_path.open("ab")
-        else:
-            self._log = tempfile.TemporaryFile()  # noqa: SIM115 -- kept open for the process lifetime
-        self._proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        _LIVE.add(self)
+        self._spawn(cmd)
 
     def wait_ready(self, timeout: float = 20) -> None:
         """Poll ``/health`` until this very process answers; stop it and raise RuntimeError if not."""
@@ -142,54 +123,6 @@ class StandIn:
                         f"stand-in {self.name!r} on port {self.port} not ready after {timeout:g} s; log tail:\n{tail}"
                     )
                 time.sleep(0.05)
-
-    def log_tail(self, size: int = _TAIL_BYTES) -> str:
-        """The last ``size`` bytes of the process output (stdout and stderr)."""
-        if self._log is None or self._log.closed:
-            return "(no output captured)"
-        fd = self._log.fileno()
-        end = os.fstat(fd).st_size
-        data = os.pread(fd, size, max(0, end - size))  # pread: leaves the shared file offset alone
-        return data.decode("utf-8", "replace").strip() or "(no output)"
-
-    def is_running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def stop(self) -> None:
-        """SIGTERM, wait up to 5 s, then SIGKILL."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._signal(signal.SIGTERM)
-            try:
-                self._proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self._signal(signal.SIGKILL)
-                self._proc.wait()
-        self._close_log()
-
-    def kill(self) -> None:
-        """SIGKILL at once, to simulate a crash."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._signal(signal.SIGKILL)
-            self._proc.wait()
-
-    def _signal(self, sig: signal.Signals) -> None:
-        assert self._proc is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self._proc.pid, sig)
-
-    def _close_log(self) -> None:
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # -- control over HTTP --------------------------------------------------------------------
 
@@ -286,9 +219,3 @@ class StandInFleet:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
-
-
-@atexit.register
-def _stop_leftovers() -> None:
-    for standin in list(_LIVE):
-        standin.stop()

@@ -84,6 +84,19 @@ class AuditRecord(BaseModel):
             text_sha256=decision.text_sha256[:16],
         )
 
+    @classmethod
+    def refusal(cls, *, profile: str, request_id: str, rules: tuple[str, ...], error: str) -> AuditRecord:
+        """A request refused before any decision could be made (so no task or group is known)."""
+        return cls(
+            time=datetime.now(UTC),
+            request_id=request_id,
+            profile=profile,
+            task=None,
+            rules=rules,
+            outcome="refused",
+            error=error[:500],
+        )
+
 
 class AuditLog:
     """Appends records to a JSON-lines file; a write that fails is logged, never raised to the client."""

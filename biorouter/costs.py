@@ -67,11 +67,12 @@ def group_prices(deployments: Iterable[Deployment]) -> dict[str, Prices | None]:
     for deployment in deployments:
         price = _deployment_prices(deployment)
         group = deployment.model_name
-        if group in prices and prices[group] is None:
+        if group not in prices:
+            prices[group] = price
             continue
-        current = prices.get(group)
-        if price is None or current is None:
-            prices[group] = price if group not in prices else None
+        current = prices[group]
+        if current is None or price is None:
+            prices[group] = None
             continue
         prices[group] = Prices(
             input_per_token=max(current.input_per_token, price.input_per_token),

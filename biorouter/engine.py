@@ -289,11 +289,18 @@ class BioRouter:
         try:
             return await self.prepare(messages, model, request)
         except KeptLocalError as e:
-            logger.warning("biorouter refused a local-only request %s: %s", request_id, e)
-            self.session.record(task=None, group=None, ok=False, refused=True)
-            if self.audit is not None:
-                self.audit.write(refusal_record(self.profile.name, request_id, e))
+            self.record_refusal(e, request_id)
             raise
+
+    def record_refusal(self, error: KeptLocalError, request_id: str) -> None:
+        """A local-only request refused before any call: log, count and audit it (both entry points)."""
+        logger.warning("biorouter refused a local-only request %s: %s", request_id, error)
+        self.session.record(task=None, group=None, ok=False, refused=True)
+        if self.audit is not None:
+            record = AuditRecord.refusal(
+                profile=self.profile.name, request_id=request_id, rules=error.rules, error=str(error)
+            )
+            self.audit.write(record)
 
 
 def detect_blocking(
@@ -327,21 +334,6 @@ def served_by(hidden: Mapping[str, Any], router: Any) -> dict[str, Any]:
         "api_base": hidden.get("api_base"),
         "locality": "local" if locality == "local" else "cloud",
     }
-
-
-def refusal_record(profile: str, request_id: str, error: KeptLocalError) -> AuditRecord:
-    """The audit record of a request refused before any decision could be made."""
-    from datetime import UTC, datetime
-
-    return AuditRecord(
-        time=datetime.now(UTC),
-        request_id=request_id,
-        profile=profile,
-        task=None,
-        rules=error.rules,
-        outcome="refused",
-        error=str(error)[:500],
-    )
 
 
 _default: BioRouter | None = None

@@ -53,12 +53,8 @@ def decision_summary(request: Mapping[str, Any] | None) -> Mapping[str, Any] | N
         if isinstance(metadata, Mapping) and isinstance(metadata.get("biorouter"), Mapping):
             summary: Mapping[str, Any] = metadata["biorouter"]
             return summary
-        params = (request or {}).get("litellm_params")
-        if isinstance(params, Mapping):
-            nested = decision_summary(params)
-            if nested is not None:
-                return nested
-    return None
+    params = (request or {}).get("litellm_params")  # where LiteLLM's logging callbacks keep it
+    return decision_summary(params) if isinstance(params, Mapping) else None
 
 
 def deployment_locality(deployment: Mapping[str, Any]) -> str:

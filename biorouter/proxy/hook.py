@@ -36,7 +36,7 @@ from fastapi import HTTPException
 from biorouter.adapter import METADATA_KEY, litellm_arguments, task_hint
 from biorouter.classifier import TaskClassifier
 from biorouter.decision import Decision
-from biorouter.engine import BioRouter, refusal_record
+from biorouter.engine import BioRouter
 from biorouter.errors import BiorouterError, ConfigError, KeptLocalError, Problem, RequestError, RoutingError
 from biorouter.guard import LocalOnlyGuard, decision_summary, deployment_locality
 from biorouter.ledger import BudgetScope, Reservation
@@ -200,10 +200,7 @@ class BiorouterProxyHook(LocalOnlyGuard):
         except RequestError as e:
             raise HTTPException(status_code=400, detail=f"biorouter: {e}") from e
         except KeptLocalError as e:
-            logger.warning("biorouter refused a local-only request %s: %s", _request_id(data), e)
-            engine.session.record(task=None, group=None, ok=False, refused=True)
-            if engine.audit is not None:
-                engine.audit.write(refusal_record(engine.profile.name, _request_id(data), e))
+            engine.record_refusal(e, _request_id(data))
             raise HTTPException(status_code=503, detail=f"biorouter: {e}") from e
         except RoutingError as e:
             logger.warning("biorouter refused a request: %s", e)
@@ -264,7 +261,8 @@ class BiorouterProxyHook(LocalOnlyGuard):
         self._engine.session.record(task=summary.get("task"), group=group, ok=True, cost_usd=cost)
         decision = Decision.model_validate(summary)
         held, scopes = _budget_state(kwargs)
-        seconds = (end_time - start_time).total_seconds() if hasattr(end_time - start_time, "total_seconds") else None
+        elapsed = end_time - start_time
+        seconds = elapsed.total_seconds() if hasattr(elapsed, "total_seconds") else None
         user = metadata.get("user_api_key_alias") or metadata.get("user_api_key_user_id") or kwargs.get("user")
         await self._engine.budget.settle(
             held, scopes, decision=decision, group=group, cost_usd=cost, seconds=seconds, user=user

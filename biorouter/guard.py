@@ -26,7 +26,7 @@ from typing import Any
 from litellm.integrations.custom_logger import CustomLogger
 
 from biorouter.errors import KeptLocalError, RequestError
-from biorouter.request_view import view_request
+from biorouter.request_view import request_messages, view_request
 from biorouter.sensitivity import SensitivityDetector
 
 __all__ = [
@@ -64,19 +64,14 @@ def deployment_locality(deployment: Mapping[str, Any]) -> str:
 
 
 def _request_texts(messages: Any, request: Mapping[str, Any]) -> tuple[str, ...]:
-    texts: list[str] = []
-    if messages:
-        try:
-            texts.extend(view_request(messages).texts)
-        except RequestError:
-            texts.append(str(messages))  # unusual shape: scan its text form rather than nothing
-    for key in ("input", "prompt"):
-        value = request.get(key)
-        if isinstance(value, str):
-            texts.append(value)
-        elif isinstance(value, list):
-            texts.extend(v for v in value if isinstance(v, str))
-    return tuple(texts)
+    """Every text the request carries, read the way the proxy hook reads it (:func:`request_messages`)."""
+    found = messages or request_messages(request)
+    if not found:
+        return ()
+    try:
+        return view_request(found).texts
+    except RequestError:
+        return (str(found),)  # unusual shape: scan its text form rather than nothing
 
 
 class LocalOnlyGuard(CustomLogger):

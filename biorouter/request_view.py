@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from biorouter.errors import RequestError
 
-__all__ = ["RequestView", "view_request"]
+__all__ = ["RequestView", "request_messages", "view_request"]
 
 
 class RequestView(BaseModel):
@@ -109,3 +109,24 @@ def view_request(messages: Any) -> RequestView:
         has_images=has_images,
         has_tool_turns=has_tools,
     )
+
+
+def request_messages(data: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """A request's text as chat messages, whatever its endpoint.
+
+    ``messages`` (chat) as sent; a ``prompt`` (text completion) or ``input`` (embeddings, the
+    Responses API) wrapped as a user turn, or taken as message items when it already is a list of
+    them. None when the request carries no text.
+    """
+    messages = data.get("messages")
+    if isinstance(messages, list):
+        return messages
+    for key in ("prompt", "input"):
+        value = data.get(key)
+        if isinstance(value, str):
+            return [{"role": "user", "content": value}]
+        if isinstance(value, list) and value:
+            if all(isinstance(v, Mapping) for v in value):  # Responses API input items
+                return [dict(v) for v in value]
+            return [{"role": "user", "content": "\n".join(v for v in value if isinstance(v, str))}]
+    return None

@@ -40,6 +40,7 @@ from biorouter.engine import BioRouter
 from biorouter.errors import BiorouterError, ConfigError, KeptLocalError, Problem, RequestError, RoutingError
 from biorouter.guard import LocalOnlyGuard, decision_summary, deployment_locality
 from biorouter.ledger import BudgetScope, Reservation
+from biorouter.request_view import request_messages
 from biorouter.session import response_cost
 from biorouter.settings import load_settings
 
@@ -70,22 +71,6 @@ def _proxy_model_list() -> list[Mapping[str, Any]]:
     if router is None:
         raise ConfigError([Problem("litellm proxy", (), "no model_list loaded: start the proxy with --config")])
     return list(router.model_list)
-
-
-def _as_messages(data: Mapping[str, Any]) -> list[dict[str, Any]] | None:
-    """The request's text as chat messages: ``messages`` as sent, ``prompt``/``input`` wrapped."""
-    messages = data.get("messages")
-    if isinstance(messages, list):
-        return messages
-    for key in ("prompt", "input"):
-        value = data.get(key)
-        if isinstance(value, str):
-            return [{"role": "user", "content": value}]
-        if isinstance(value, list) and value:
-            if all(isinstance(v, Mapping) for v in value):  # Responses API input items
-                return [dict(v) for v in value]
-            return [{"role": "user", "content": "\n".join(v for v in value if isinstance(v, str))}]
-    return None
 
 
 BUDGET_KEY = "biorouter_budget"  # metadata key: the request's reservation and budget scopes, for settling
@@ -185,7 +170,7 @@ class BiorouterProxyHook(LocalOnlyGuard):
             if isinstance(data.get(key), dict):
                 data[key].pop(METADATA_KEY, None)
                 data[key].pop(BUDGET_KEY, None)
-        messages = _as_messages(data)
+        messages = request_messages(data)
         if call_type not in _CHAT_CALLS and (messages is None or not data.get("model")):
             return data  # nothing to judge (files, batches, model lists...)
         held: Reservation | None = None

@@ -9,10 +9,11 @@ this in one place is what guarantees the same decision for the same request on b
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from typing import Any
 
-from biorouter.classifier import TaskClassifier
+from biorouter.classifier import Classification, TaskClassifier
 from biorouter.decision import AUTO_MODELS, Decision, Signals
 from biorouter.errors import ClassifierError, RequestError
 from biorouter.profiles import Profile
@@ -24,8 +25,9 @@ __all__ = ["METADATA_KEY", "TASK_HINT_KEY", "gather_signals", "litellm_arguments
 METADATA_KEY = "biorouter"
 TASK_HINT_KEY = "biorouter_task"  # metadata key a client may set to name its task
 
-# Scanning runs on the event loop below this many characters, in a worker thread above it.
-_INLINE_SCAN_CHARS = 20_000
+# Below this many characters a scan takes a fraction of a millisecond and runs on the event loop;
+# above it, it runs in a worker thread (while the request is embedded, when the encoder is local).
+_INLINE_SCAN_CHARS = 2_000
 _NO_CACHE = {"no-cache": True, "no-store": True}
 
 
@@ -55,28 +57,56 @@ async def gather_signals(
     detector: SensitivityDetector | None = None,
     classify_named: bool = False,
     hint: str | None = None,
+    timings: dict[str, float] | None = None,
 ) -> Signals:
     """Detect sensitive content, then classify when biorouter must choose (or must check a named cloud group).
 
     A classifier failure becomes a signal, not an error. Sensitive text is never handed to an
-    encoder that is not declared local.
+    encoder that is not declared local. ``timings``, when given, receives the seconds spent in
+    ``"scan"`` and (when it ran) ``"classify"``, for metrics and the debug log.
     """
-    sensitive = await scan(detector, view) if detector is not None else ()
+    timings = {} if timings is None else timings
+    needs_task = requested_model in AUTO_MODELS or classify_named
+    # A local encoder may embed the text before the scan's verdict: both run at once, and the
+    # decision waits for the slower. A cloud encoder waits for the verdict.
+    early = (
+        asyncio.ensure_future(_classify(classifier, view.text, timings))
+        if needs_task and classifier.keeps_text_local
+        else None
+    )
+    started = time.perf_counter()
+    try:
+        sensitive = await scan(detector, view) if detector is not None else ()
+    except BaseException:
+        if early is not None:
+            early.cancel()
+        raise
+    timings["scan"] = time.perf_counter() - started
     base: dict[str, Any] = {
         "requested_model": requested_model,
         "text_sha256": view.text_sha256,
         "sensitive_rules": sensitive,
         "task_hint": hint,
     }
-    if requested_model not in AUTO_MODELS and not classify_named:
+    if not needs_task:
         return Signals(**base)
-    if sensitive and not classifier.keeps_text_local:
+    if early is None and sensitive:
         return Signals(**base, classifier_error="sensitive text is not sent to a cloud embeddings endpoint")
-    try:
-        result = await classifier.aclassify(view.text)
-    except ClassifierError as e:
-        return Signals(**base, classifier_error=str(e))
+    result = await (early if early is not None else _classify(classifier, view.text, timings))
+    if isinstance(result, str):
+        return Signals(**base, classifier_error=result)
     return Signals(**base, task=result.task, confidence=result.confidence, scores=result.scores)
+
+
+async def _classify(classifier: TaskClassifier, text: str, timings: dict[str, float]) -> Classification | str:
+    """The classification, or why there is none (a failing classifier is a signal, not an error)."""
+    started = time.perf_counter()
+    try:
+        return await classifier.aclassify(text)
+    except ClassifierError as e:
+        return str(e)
+    finally:
+        timings["classify"] = time.perf_counter() - started
 
 
 def litellm_arguments(decision: Decision, request: Mapping[str, Any], profile: Profile) -> dict[str, Any]:

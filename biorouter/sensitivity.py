@@ -149,7 +149,8 @@ class SensitivityRule:
     def fires(self, text: str) -> bool:
         """Whether the rule matches; a pattern that runs out of time counts as a match."""
         try:
-            for match in self.pattern.finditer(text, timeout=self.timeout):
+            # concurrent: the GIL is released while matching, so the proxy's loop runs meanwhile
+            for match in self.pattern.finditer(text, concurrent=True, timeout=self.timeout):
                 if self.confirm is None or self.confirm(match, text):
                     return True
         except TimeoutError:

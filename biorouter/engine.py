@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from biorouter import offline
+from biorouter import decision_log, metrics, offline
 from biorouter.adapter import gather_signals, litellm_arguments, task_hint
 from biorouter.audit import AuditLog, AuditRecord
 from biorouter.budget import BudgetKeeper
@@ -95,6 +95,8 @@ class BioRouter:
         self._litellm_config = litellm_config
         self._router: Any | None = None
         self._router_lock = threading.Lock()
+        self._metrics_port = settings.metrics.resolved_port()  # a bad BIOROUTER_METRICS_PORT fails here, loudly
+        self._metrics_started = False
 
     @classmethod
     def from_settings(
@@ -176,20 +178,38 @@ class BioRouter:
         ``task`` is the client's own task label (``metadata.biorouter_task``): it picks the route
         but never lifts a local-only rule.
         """
-        decision, *_ = await self._decide(messages, model, task, request or {})
+        decision, signals, _, _, timings = await self._decide(messages, model, task, request or {})
+        self._observe(decision, signals, timings, request or {})
         return decision
 
     async def _decide(
         self, messages: Any, model: str, task: str | None, request: Mapping[str, Any]
-    ) -> tuple[Decision, Signals, BudgetView, list[BudgetScope]]:
+    ) -> tuple[Decision, Signals, BudgetView, list[BudgetScope], dict[str, float]]:
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
         view = view_request(messages)
         named_cloud = model not in AUTO_MODELS and model in self.catalogue.groups and not self.catalogue.is_local(model)
         signals = await gather_signals(
-            view, model, self.classifier, detector=self.detector, classify_named=named_cloud, hint=task
+            view, model, self.classifier, detector=self.detector, classify_named=named_cloud, hint=task, timings=timings
         )
         named = {"model": model} if model not in AUTO_MODELS else {}
+        budget_started = time.perf_counter()
         budget, scopes = await self.budget.view(self.profile, signals, messages, {**request, **named})
-        return decide(signals, self.profile, self.catalogue, budget), signals, budget, scopes
+        timings["budget"] = time.perf_counter() - budget_started
+        decision = decide(signals, self.profile, self.catalogue, budget)
+        timings["decision"] = time.perf_counter() - started
+        return decision, signals, budget, scopes, timings
+
+    def _observe(
+        self, decision: Decision, signals: Signals, timings: Mapping[str, float], request: Mapping[str, Any]
+    ) -> None:
+        """Count and time the decision (Prometheus); with ``BIOROUTER_DEBUG_ROUTING=1``, log it as JSON."""
+        source: metrics.TaskSource = "none" if decision.task is None else "hint" if signals.task_hint else "classifier"
+        metrics.record_decision(decision, task_source=source, seconds=timings["decision"])
+        if "classify" in timings:
+            metrics.record_classification(timings["classify"])
+        request_id = str(request.get("litellm_call_id") or "-")
+        decision_log.log_decision(decision, request_id=request_id, task_source=source, timings=timings)
 
     async def prepare(
         self, messages: Any, model: str, request: Mapping[str, Any]
@@ -199,7 +219,7 @@ class BioRouter:
         Shared by :meth:`acompletion` and the proxy hook. The caller settles or releases the
         reservation after the call (:attr:`budget`).
         """
-        decision, signals, budget, scopes = await self._decide(messages, model, task_hint(request), request)
+        decision, signals, budget, scopes, timings = await self._decide(messages, model, task_hint(request), request)
         held = await self.budget.reserve(decision, budget, scopes)
         if isinstance(held, Denial):  # another request took the last of the budget since the view was read
             budget = budget.model_copy(update={"cloud_blocked": held.message()})
@@ -207,10 +227,13 @@ class BioRouter:
             held = await self.budget.reserve(decision, budget, scopes)
             if isinstance(held, Denial):  # cannot happen: a decision without cloud groups reserves nothing
                 held = None
+        self._observe(decision, signals, timings, request)
         return decision, held, scopes
 
     def record(self, decision: Decision, request_id: str, **outcome: Any) -> None:
-        """Append the audit record of a local-only decision (others are not audited)."""
+        """Append the audit record of a local-only decision (others are not audited); count a refusal."""
+        if outcome.get("outcome") == "refused":
+            metrics.record_refusal(decision.profile, decision.local_only_rules, stage="after_call")
         if self.audit is not None and decision.local_only:
             self.audit.write(AuditRecord.from_decision(decision, request_id=request_id, **outcome))
 
@@ -246,6 +269,9 @@ class BioRouter:
         """
         request = {"messages": messages, **kwargs}
         request_id = str(request.setdefault("litellm_call_id", str(uuid.uuid4())))
+        if not self._metrics_started:  # a process serving requests, not a CLI command that only decides
+            self._metrics_started = True
+            metrics.serve(self._metrics_port, self.settings.metrics.host)
         decision, held, scopes = await self._prepare_or_record(messages, model, request, request_id)
         logger.info(decision.log_line())
         arguments = {**request, **litellm_arguments(decision, request, self.profile)}
@@ -266,6 +292,7 @@ class BioRouter:
             hidden["biorouter"] = decision
             served = served_by(hidden, self.router)
             group = served["group"] or decision.group
+            metrics.record_served(decision.profile, decision.group, group)
             # A stream's cost is known only at its end: count its estimate (an upper bound) instead.
             cost = (held.estimate_usd if held else 0.0) if request.get("stream") else response_cost(hidden)
             self.session.record(task=decision.task, group=group, ok=True, cost_usd=cost)
@@ -296,6 +323,7 @@ class BioRouter:
         """A local-only request refused before any call: log, count and audit it (both entry points)."""
         logger.warning("biorouter refused a local-only request %s: %s", request_id, error)
         self.session.record(task=None, group=None, ok=False, refused=True)
+        metrics.record_refusal(self.profile.name, error.rules, stage="before_call")
         if self.audit is not None:
             record = AuditRecord.refusal(
                 profile=self.profile.name, request_id=request_id, rules=error.rules, error=str(error)

@@ -62,8 +62,20 @@ def classifier(shipped_settings):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def dev_stack(tmp_path_factory: pytest.TempPathFactory, shipped_settings):  # type: ignore[no-untyped-def]
-    """Stand-ins for every group of the development profile and a real litellm proxy over them."""
+def proxy_metrics_port() -> int:
+    """The port the shared proxy serves biorouter's metrics on (BIOROUTER_METRICS_PORT)."""
+    from biorouter.testing.standin import free_port
+
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def dev_stack(tmp_path_factory: pytest.TempPathFactory, shipped_settings, proxy_metrics_port):  # type: ignore[no-untyped-def]
+    """Stand-ins for every group of the development profile and a real litellm proxy over them.
+
+    The proxy serves biorouter's metrics on ``proxy_metrics_port`` and writes the debug routing
+    lines (BIOROUTER_DEBUG_ROUTING) to its log, ``run_dir / "proxy.log"``.
+    """
     from biorouter.profiles import load_profile
     from biorouter.testing.devstack import DevStack
 
@@ -77,6 +89,8 @@ def dev_stack(tmp_path_factory: pytest.TempPathFactory, shipped_settings):  # ty
             "BIOROUTER_HOME": str(ROOT),
             "BIOROUTER_PROFILE": "development",
             "BIOROUTER_AUDIT_LOG": str(run_dir / "audit.jsonl"),
+            "BIOROUTER_METRICS_PORT": str(proxy_metrics_port),
+            "BIOROUTER_DEBUG_ROUTING": "1",
         },
     )
     stack.start()

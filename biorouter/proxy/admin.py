@@ -1,9 +1,10 @@
-"""biorouter's own endpoints on the LiteLLM proxy: session status, and an admin-only profile switch.
+"""biorouter's own endpoints on the LiteLLM proxy: session status, metrics, and an admin-only profile switch.
 
     GET  /biorouter/status    any valid key: the active profile, how it was chosen, session counters
+    GET  /biorouter/metrics   any valid key: biorouter's Prometheus metrics (docs/operations.md)
     POST /biorouter/profile   proxy admin (the master key) only: {"profile": "...", "reason": "..."}
 
-Both use LiteLLM's own key check (``user_api_key_auth``), so they need the same ``Authorization:
+All use LiteLLM's own key check (``user_api_key_auth``), so they need the same ``Authorization:
 Bearer`` header as the chat endpoints. A switch is logged with who asked and why, and it is the only
 way the active profile changes while the proxy runs. ``biorouter status`` and ``biorouter switch``
 call these endpoints.
@@ -17,14 +18,16 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from biorouter import metrics
 from biorouter.engine import BioRouter
 from biorouter.errors import ConfigError
 
-__all__ = ["STATUS_PATH", "SWITCH_PATH", "SwitchRequest", "register_routes"]
+__all__ = ["METRICS_PATH", "STATUS_PATH", "SWITCH_PATH", "SwitchRequest", "register_routes"]
 
 logger = logging.getLogger("biorouter.proxy")
 
 STATUS_PATH = "/biorouter/status"
+METRICS_PATH = "/biorouter/metrics"
 SWITCH_PATH = "/biorouter/profile"
 
 
@@ -44,8 +47,8 @@ def status_payload(engine: BioRouter) -> dict[str, Any]:
 
 
 def register_routes(app: Any, engine: Callable[[], Awaitable[BioRouter]]) -> None:
-    """Add the two routes to the proxy's FastAPI ``app``; ``engine`` returns the hook's (lazily built) engine."""
-    from fastapi import Depends, HTTPException
+    """Add the routes to the proxy's FastAPI ``app``; ``engine`` returns the hook's (lazily built) engine."""
+    from fastapi import Depends, HTTPException, Response
     from litellm.proxy._types import LitellmUserRoles, UserAPIKeyAuth
     from litellm.proxy.auth.user_api_key_auth import user_api_key_auth
 
@@ -66,6 +69,11 @@ def register_routes(app: Any, engine: Callable[[], Awaitable[BioRouter]]) -> Non
             raise HTTPException(status_code=400, detail=f"biorouter: {e}") from e
         return status_payload(current)
 
+    async def biorouter_metrics(user: UserAPIKeyAuth = Depends(user_api_key_auth)) -> Response:  # noqa: B008
+        body, content_type = metrics.exposition()
+        return Response(content=body, media_type=content_type)
+
     app.add_api_route(STATUS_PATH, biorouter_status, methods=["GET"], tags=["biorouter"])
+    app.add_api_route(METRICS_PATH, biorouter_metrics, methods=["GET"], tags=["biorouter"])
     app.add_api_route(SWITCH_PATH, biorouter_switch_profile, methods=["POST"], tags=["biorouter"])
-    logger.info("biorouter endpoints: GET %s, POST %s (admin)", STATUS_PATH, SWITCH_PATH)
+    logger.info("biorouter endpoints: GET %s, GET %s, POST %s (admin)", STATUS_PATH, METRICS_PATH, SWITCH_PATH)

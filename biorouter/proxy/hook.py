@@ -33,6 +33,7 @@ from typing import Any
 
 from fastapi import HTTPException
 
+from biorouter import decision_log, metrics
 from biorouter.adapter import METADATA_KEY, litellm_arguments, task_hint
 from biorouter.classifier import TaskClassifier
 from biorouter.decision import Decision
@@ -61,6 +62,17 @@ def _configure_logging() -> None:
         root.addHandler(handler)
         root.setLevel(os.environ.get("BIOROUTER_LOG_LEVEL", "INFO").upper())
         root.propagate = False
+    decision_log.ensure_handler()  # BIOROUTER_DEBUG_ROUTING=1: one bare JSON line per decision
+
+
+def _serve_metrics() -> None:
+    """Start biorouter's metrics endpoint when biorouter.yaml or BIOROUTER_METRICS_PORT asks for one."""
+    try:
+        settings = load_settings().metrics
+        metrics.serve(settings.resolved_port(), settings.host)
+    except BiorouterError as e:  # the first request reports configuration errors in full
+        level = logging.ERROR if os.environ.get("BIOROUTER_METRICS_PORT") else logging.DEBUG
+        logger.log(level, "biorouter metrics endpoint not started: %s", e)
 
 
 def _proxy_model_list() -> list[Mapping[str, Any]]:
@@ -125,6 +137,7 @@ class BiorouterProxyHook(LocalOnlyGuard):
 
             register_routes(server.app, self.engine)
             _on_proxy_shutdown(server, self._log_session_summary)
+            _serve_metrics()
         if warmup if warmup is not None else os.environ.get("BIOROUTER_WARMUP") == "1":
             threading.Thread(target=self._warm, name="biorouter-warmup", daemon=True).start()
 
@@ -224,6 +237,9 @@ class BiorouterProxyHook(LocalOnlyGuard):
             blocked: HTTPException | None = await super().async_post_call_failure_hook(
                 request_data, original_exception, user_api_key_dict, traceback_str
             )
+            if blocked is not None:  # the guard kept a request nobody decided on from every cloud deployment
+                profile = self._engine.profile.name if self._engine is not None else "-"
+                metrics.record_refusal(profile, getattr(original_exception, "rules", ()), stage="guard")
             return blocked
         decision = Decision.model_validate(summary)
         message = f"biorouter: {decision.kept_local(original_exception)}"
@@ -245,6 +261,7 @@ class BiorouterProxyHook(LocalOnlyGuard):
         cost = response_cost(kwargs)
         self._engine.session.record(task=summary.get("task"), group=group, ok=True, cost_usd=cost)
         decision = Decision.model_validate(summary)
+        metrics.record_served(decision.profile, decision.group, group)
         held, scopes = _budget_state(kwargs)
         elapsed = end_time - start_time
         seconds = elapsed.total_seconds() if hasattr(elapsed, "total_seconds") else None

@@ -29,6 +29,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/biorouter prepare
 	touch $(STAMP)
 
 run: install
@@ -56,9 +57,11 @@ eval: install
 	$(BIN)/biorouter eval --data $(EVAL_DATA)
 
 bench: install
-	$(PY) bench/classifier_latency.py
+	$(PY) bench/decision_latency.py
 	$(PY) bench/sensitivity_eval.py
 	$(PY) bench/detect_latency.py
+	$(PY) bench/proxy_overhead.py --quick
+	$(PY) bench/startup.py --repeats 1 --cold
 	$(BIN)/biorouter eval --data $(EVAL_DATA)
 
 check: lint typecheck validate test

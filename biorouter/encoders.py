@@ -27,6 +27,7 @@ import numpy as np
 
 from biorouter import offline
 from biorouter.errors import ClassifierError
+from biorouter.onnx_export import Precision
 from biorouter.settings import (
     ClassifierSettings,
     OpenAICompatibleEndpoint,
@@ -141,8 +142,8 @@ class EndpointEncoder:
         return self.encode_documents(texts)
 
 
-def _onnx_encoder(model_dir: str, settings: ClassifierSettings, cache_dir: Path) -> TextEncoder:
-    from biorouter.onnx_encoder import OnnxTextEncoder, default_threads
+def _onnx_encoder(model_dir: str, precision: Precision, settings: ClassifierSettings, cache_dir: Path) -> TextEncoder:
+    from biorouter.onnx_encoder import OnnxTextEncoder
 
     folder = Path(model_dir)
     if not folder.is_dir():
@@ -153,7 +154,8 @@ def _onnx_encoder(model_dir: str, settings: ClassifierSettings, cache_dir: Path)
     return OnnxTextEncoder(
         folder,
         cache_dir,
-        threads=settings.threads or default_threads(),
+        threads=settings.threads,
+        precision=precision,
         max_query_tokens=settings.max_query_tokens,
         query_head_tokens=settings.query_head_tokens,
     )
@@ -166,10 +168,10 @@ def build_text_encoder(settings: ClassifierSettings, cache_dir: Path) -> TextEnc
         path = packaged_minilm_path()
         if encoder.runtime == "torch":
             return SentenceTransformerEncoder(path, None)
-        return _onnx_encoder(path, settings, cache_dir)
+        return _onnx_encoder(path, encoder.precision, settings, cache_dir)
     if isinstance(encoder, SentenceTransformerModel):
         if encoder.runtime == "onnx":
-            return _onnx_encoder(encoder.model, settings, cache_dir)
+            return _onnx_encoder(encoder.model, encoder.precision, settings, cache_dir)
         return SentenceTransformerEncoder(encoder.model, encoder.device)
     if isinstance(encoder, OpenAICompatibleEndpoint):
         return EndpointEncoder(encoder)

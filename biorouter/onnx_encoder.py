@@ -14,7 +14,6 @@ CPU the event loop needs between requests.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -22,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from biorouter.errors import ClassifierError
-from biorouter.onnx_export import ONNX_FILE, export_transformer, model_fingerprint
+from biorouter.onnx_export import Precision, ensure_exported
 
 __all__ = ["OnnxTextEncoder", "clip_tokens"]
 
@@ -80,6 +79,7 @@ class OnnxTextEncoder:
         cache_dir: Path,
         *,
         threads: int,
+        precision: Precision,
         max_query_tokens: int,
         query_head_tokens: int,
     ) -> None:
@@ -87,11 +87,8 @@ class OnnxTextEncoder:
         from tokenizers import Tokenizer
 
         self.model_dir = model_dir
-        fingerprint = model_fingerprint(model_dir)
-        self.fingerprint = f"onnx-{fingerprint}"
-        onnx_path = cache_dir / "onnx" / fingerprint / ONNX_FILE
-        if not onnx_path.is_file():
-            export_transformer(model_dir, onnx_path)
+        onnx_path, fingerprint = ensure_exported(model_dir, cache_dir, precision)
+        self.fingerprint = f"onnx-{precision}-{fingerprint}"
         tokenizer_path = model_dir / "tokenizer.json"
         if not tokenizer_path.is_file():
             raise ClassifierError(
@@ -159,8 +156,3 @@ class OnnxTextEncoder:
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         result: np.ndarray = (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
         return result
-
-
-def default_threads() -> int:
-    """Two intra-op threads where there are two cores or more: measured best for one query at a time."""
-    return max(1, min(2, os.cpu_count() or 1))

@@ -145,9 +145,19 @@ class SensitivityRule:
     pattern: regex.Pattern[str]
     confirm: Callable[[regex.Match[str], str], bool] | None = None
     timeout: float | None = None  # seconds, for patterns written in profiles
+    # Case-folded words of which every match contains at least one: a text without any of them
+    # cannot match, and skipping the regex there saves most of the scan of long pasted code.
+    needs: tuple[str, ...] = ()
 
-    def fires(self, text: str) -> bool:
-        """Whether the rule matches; a pattern that runs out of time counts as a match."""
+    def fires(self, text: str, lowered: str | None = None) -> bool:
+        """Whether the rule matches; a pattern that runs out of time counts as a match.
+
+        ``lowered`` is ``text.casefold()`` (the folding ``(?i)`` uses), computed once per text by the caller.
+        """
+        if self.needs:
+            folded = text.casefold() if lowered is None else lowered
+            if not any(word in folded for word in self.needs):
+                return False
         try:
             # concurrent: the GIL is released while matching, so the proxy's loop runs meanwhile
             for match in self.pattern.finditer(text, concurrent=True, timeout=self.timeout):
@@ -164,8 +174,9 @@ def _rule(
     description: str,
     pattern: str,
     confirm: Callable[[regex.Match[str], str], bool] | None = None,
+    needs: tuple[str, ...] = (),
 ) -> SensitivityRule:
-    return SensitivityRule(name, description, regex.compile(pattern, regex.VERSION1), confirm)
+    return SensitivityRule(name, description, regex.compile(pattern, regex.VERSION1), confirm, needs=needs)
 
 
 BUILTIN_RULES: Final[tuple[SensitivityRule, ...]] = (
@@ -186,6 +197,7 @@ BUILTIN_RULES: Final[tuple[SensitivityRule, ...]] = (
         rf"|(?im:^(?=[^\n]*\b{_ID_COLUMN}\b)[^\n]*[,\t;|][^\n]*\n[^\n]*[,\t;|][^\n]*\w)"  # CSV header + a row
         r"|(?im:^(?=[^\n]*\bname\b)(?=[^\n]*\b(?:diagnosis|dx|condition|ward|medication|treatment)\b)"
         r"[^\n]*[,\t;|][^\n]*\n[^\n]*[,\t;|][^\n]*\w)",  # names next to diagnoses
+        needs=("mrn", "nhs", "patient", "birth", "dob", "ssn", "name"),  # every _ID_COLUMN spelling has one
     ),
     _rule(
         "health_record_message",
@@ -193,17 +205,20 @@ BUILTIN_RULES: Final[tuple[SensitivityRule, ...]] = (
         r"(?m:^PID\|)"
         r"|(?s:\"resourceType\"\s*:\s*\"Patient\".{0,2000}?\"(?:name|birthDate|identifier)\"\s*:)"
         r"|\"family\"\s*:\s*\"\p{Lu}[^\"]*\"\s*,\s*\"given\"\s*:",  # a FHIR HumanName
+        needs=("pid|", "resourcetype", "family"),
     ),
     _rule(
         "date_of_birth",
         "a date of birth (DOB 12/03/1971, born 3 March 1958)",
         rf"(?i:\b(?:DOB|D\.O\.B|date[ -]of[ -]birth|birth[ -]?date)\b)\.?[^\d\n]{{0,30}}?{_DATE}",
+        needs=("dob", "d.o.b", "birth"),
     ),
     _rule(
         "date_of_birth",
         "'born' and a date, said of a person (Mr Lindqvist, born 3 March 1958)",
         rf"(?i:\bborn\b)[^\d\n]{{0,12}}?{_DATE}",
         _said_of_a_person,
+        needs=("born",),
     ),
     _rule(
         "patient_name",
@@ -212,12 +227,14 @@ BUILTIN_RULES: Final[tuple[SensitivityRule, ...]] = (
         rf"(?:\s+(?i:name))?\s*(?::|-|,|\bis\b)?\s*(?:{_TITLE}\s+)?"
         rf"(?P<name>{_SURNAME_FIRST}|{_NAME}|\p{{Lu}}\.\s?{_NAME_WORD})",  # ... or "pt J. Smith"
         _names_ok,
+        needs=("patient", "pt", "subject", "proband", "participant", "client", "resident"),
     ),
     _rule(
         "patient_name",
         "a titled surname in clinical text (Mr. Thompson, a 67-year-old man)",
         rf"\b{_TITLE}\s+(?P<name>{_NAME_WORD}(?:\s+{_NAME_WORD})?)",
         _in_clinical_context,
+        needs=("mr", "ms", "miss", "mx"),
     ),
     _rule(
         "patient_name",
@@ -233,6 +250,22 @@ BUILTIN_RULES: Final[tuple[SensitivityRule, ...]] = (
         r"(?i:admitted|diagnosed|present(?:ed|s) with|referred|discharged|prescribed|started on|seen in clinic|"
         r"transferred|underwent|is undergoing|complain(?:s|ed) of|tested positive|relapsed)\b",
         _names_ok,
+        needs=(
+            "admitted",
+            "diagnosed",
+            "present",
+            "referred",
+            "discharged",
+            "prescribed",
+            "started on",
+            "seen in clinic",
+            "transferred",
+            "underwent",
+            "undergoing",
+            "complain",
+            "tested positive",
+            "relapsed",
+        ),
     ),
     _rule(
         "patient_name",
@@ -241,18 +274,21 @@ BUILTIN_RULES: Final[tuple[SensitivityRule, ...]] = (
         r"MRI|CT|scan|results?|biopsy|tumou?r|diagnosis|treatment|symptoms|bloods|labs?|medication|"
         r"appointment|referral|consent|genotype|exome|genome|variant|carrier status)\b",
         _names_ok,
+        needs=("'s", "’s"),
     ),
     _rule(
         "patient_name",
         "a name after a 'Name:' label in clinical text",
         rf"(?i:\b(?:name|patient name|full name)\s*:)\s*(?P<name>{_SURNAME_FIRST}|{_NAME})",
         _in_clinical_context,
+        needs=("name",),
     ),
     _rule(
         "patient_name",
         "a labelled surname or forename (Surname: ABERNATHY, Forename: Colin)",
         r"(?i:\b(?:surname|forename|first[ _]name|last[ _]name|given[ _]names?|family[ _]name)\s*[:=]\s*['\"]?)"
         r"(?:\p{Lu}\p{Ll}+|\p{Lu}{2,}\b)",
+        needs=("surname", "forename", "first", "last", "given", "family"),
     ),
     _rule(
         "patient_name",
@@ -278,6 +314,7 @@ BUILTIN_RULES: Final[tuple[SensitivityRule, ...]] = (
         "a personal e-mail address",
         r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b",
         _personal_email,
+        needs=("@",),
     ),
     _rule(
         "postal_address",
@@ -302,6 +339,7 @@ BUILTIN_RULES: Final[tuple[SensitivityRule, ...]] = (
         "a UK NHS number (checked with its modulus-11 digit, in a text that mentions the NHS)",
         r"(?<![\d-])(?P<nhs>\d{3}[ -]?\d{3}[ -]?\d{4})(?![\d-])",
         _nhs_number,
+        needs=("nhs",),
     ),
     _rule(
         "national_id",
@@ -359,10 +397,10 @@ class SensitivityDetector:
     def scan(self, texts: Iterable[str]) -> tuple[str, ...]:
         """Names of the rules that fire on any of ``texts``, each once, in rule order."""
         fired: list[str] = []
-        chunks = [t for t in texts if t]
+        chunks = [(t, t.casefold()) for t in texts if t]
         for rule in self.rules:
             if rule.name in fired:
                 continue
-            if any(rule.fires(chunk) for chunk in chunks):
+            if any(rule.fires(chunk, lowered) for chunk, lowered in chunks):
                 fired.append(rule.name)
         return tuple(fired)

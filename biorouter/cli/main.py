@@ -27,6 +27,7 @@ COMMANDS = {
     "select": "biorouter.cli.select",
     "status": "biorouter.cli.status",
     "spend": "biorouter.cli.spend",
+    "prepare": "biorouter.cli.prepare",
 }
 
 

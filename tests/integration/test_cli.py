@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from biorouter.cli.main import main
+from biorouter.settings import Settings
 
 from ..conftest import ROOT
 
@@ -41,7 +42,7 @@ def test_no_arguments_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_route_json_prints_the_decision_with_no_upstream_running() -> None:
-    result = run_cli("route", "write a snakemake rule that aligns reads with bwa", "--json")
+    result = run_cli("route", "write a python function that reverses the order of words in a sentence", "--json")
     assert result.returncode == 0, result.stderr
     decision = json.loads(result.stdout)
     assert decision["task"] == "code_generation"
@@ -97,3 +98,31 @@ def test_eval_names_the_file_and_line_of_a_malformed_example(tmp_path: Path, cap
     data.write_text('{"text": "hello", "label": "intent_parsing"}\n{"text": "no label"}\n', encoding="utf-8")
     assert main(["eval", "--data", str(data)]) == 1
     assert f"{data}: line 2 -> label" in capsys.readouterr().err
+
+
+def test_prepare_embeds_only_what_changed(tmp_path: Path, shipped_settings: Settings, classifier: object) -> None:
+    """A second ``prepare`` over a copy with one new utterance embeds that line alone.
+
+    ``classifier`` is asked for so the session's cache is filled before it is copied."""
+    home = tmp_path / "home"
+    for folder in ("utterances", "profiles", "litellm_config"):
+        shutil.copytree(ROOT / folder, home / folder)
+    shutil.copy(ROOT / "biorouter.yaml", home / "biorouter.yaml")
+    cache = tmp_path / "cache"  # the session's exported model, a copy of its embedded utterances
+    cache.mkdir()
+    (cache / "onnx").symlink_to(shipped_settings.cache_path / "onnx")
+    shutil.copytree(shipped_settings.cache_path / "embeddings", cache / "embeddings")
+    env = {**os.environ, "BIOROUTER_HOME": str(home), "BIOROUTER_CACHE_DIR": str(cache)}
+
+    def prepare() -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "biorouter", "prepare"]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+    first = prepare()
+    assert first.returncode == 0, first.stderr
+    assert "utterances: 0 embedded" in first.stdout
+    with (home / "utterances" / "documentation.txt").open("a") as lines:
+        lines.write("write a README section on how to cite this pipeline\n")
+    second = prepare()
+    assert second.returncode == 0, second.stderr
+    assert "utterances: 1 embedded" in second.stdout

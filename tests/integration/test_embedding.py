@@ -18,7 +18,7 @@ from biorouter.classifier import TaskClassifier
 from biorouter.embedding import DocumentCache, Embedder, QueryCache
 from biorouter.encoders import TextEncoder, packaged_minilm_path
 from biorouter.onnx_encoder import clip_tokens
-from biorouter.settings import ClassifierSettings
+from biorouter.settings import ClassifierSettings, Settings
 
 
 class Counting:
@@ -47,20 +47,66 @@ def encoder(classifier: TaskClassifier) -> Counting:
     return Counting(classifier.embedder.encoder)
 
 
-def test_onnx_vectors_match_pytorch(classifier: TaskClassifier) -> None:
+TEXTS = [
+    "align paired-end reads to GRCh38 with bwa-mem2",
+    "hi",
+    "def f(x):\n    return x * 2\n" * 8,
+    "Welche Gene sind in der Probe differentiell exprimiert?",
+]
+
+
+@pytest.fixture(scope="module")
+def onnx_fp32(shipped_settings: Settings) -> TextEncoder:
+    from biorouter.onnx_encoder import OnnxTextEncoder
+
+    settings = ClassifierSettings()
+    return OnnxTextEncoder(
+        Path(packaged_minilm_path()),
+        shipped_settings.cache_path,
+        threads=1,
+        precision="fp32",
+        max_query_tokens=settings.max_query_tokens,
+        query_head_tokens=settings.query_head_tokens,
+    )
+
+
+def test_onnx_vectors_match_pytorch(onnx_fp32: TextEncoder) -> None:
     from biorouter.encoders import SentenceTransformerEncoder
 
-    assert classifier.embedder is not None
-    onnx = classifier.embedder.encoder
     torch = SentenceTransformerEncoder(packaged_minilm_path(), None)
-    texts = [
-        "align paired-end reads to GRCh38 with bwa-mem2",
-        "hi",
-        "def f(x):\n    return x * 2\n" * 8,
-        "Welche Gene sind in der Probe differentiell exprimiert?",
-    ]
-    similarity = np.sum(onnx.encode_documents(texts) * torch.encode_documents(texts), axis=1)
+    similarity = np.sum(onnx_fp32.encode_documents(TEXTS) * torch.encode_documents(TEXTS), axis=1)
     assert similarity.min() > 0.999, similarity
+
+
+def test_the_default_int8_model_stays_close_to_fp32(classifier: TaskClassifier, onnx_fp32: TextEncoder) -> None:
+    """Quantisation moves vectors a little (accuracy is checked by the eval guard), never far."""
+    assert classifier.embedder is not None
+    assert classifier.embedder.fingerprint.startswith("onnx-int8-")
+    similarity = np.sum(classifier.embedder.encoder.encode_documents(TEXTS) * onnx_fp32.encode_documents(TEXTS), axis=1)
+    assert similarity.min() > 0.9, similarity
+
+
+def test_a_folder_that_is_not_a_model_fails_export_with_a_clear_error(tmp_path: Path) -> None:
+    from biorouter.errors import ClassifierError
+    from biorouter.onnx_export import ensure_exported
+
+    model = tmp_path / "not-a-model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    with pytest.raises(ClassifierError, match=r"exporting .*not-a-model to ONNX failed"):
+        ensure_exported(model, tmp_path / "cache", "int8")
+
+
+def test_onnx_runtime_needs_a_local_folder(tmp_path: Path) -> None:
+    from biorouter.encoders import build_text_encoder
+    from biorouter.errors import ClassifierError
+    from biorouter.settings import SentenceTransformerModel
+
+    settings = ClassifierSettings(
+        encoder=SentenceTransformerModel(kind="sentence-transformers", model="BAAI/bge-m3", runtime="onnx")
+    )
+    with pytest.raises(ClassifierError, match="needs the model as a local folder"):
+        build_text_encoder(settings, tmp_path)
 
 
 def test_long_queries_keep_their_head_and_tail() -> None:
@@ -176,7 +222,7 @@ async def test_a_cold_cache_exports_the_model_and_classifies(tmp_path: Path) -> 
     utterances = {"alignment": ["align reads to a reference genome"], "plotting": ["draw a heatmap of expression"]}
     classifier = TaskClassifier(utterances, ClassifierSettings(), cache_dir=tmp_path)
     await classifier.aload()
-    assert any((tmp_path / "onnx").glob("*/model.onnx"))
+    assert any((tmp_path / "onnx").glob("*/model.int8.onnx"))
     assert any((tmp_path / "embeddings").glob("*.npz"))
     result = await classifier.aclassify("map my FASTQ reads onto hg38")
     assert result.task == "alignment"

@@ -32,7 +32,7 @@ def ask(client: openai.OpenAI, text: str, model: str = "auto") -> tuple[str, dic
 
 
 ROUTED = [
-    ("write a snakemake rule that aligns reads with bwa", "code_generation", "t4-coder"),
+    ("write a python function that reverses the order of words in a sentence", "code_generation", "t4-coder"),
     ("What does the TP53 gene do in tumour suppression?", "biomedical", "t4-bio"),
     ("What is the expected value of rolling two fair six-sided dice and adding them?", "math_statistics", "t4-math"),
     ("Hi! Could you recommend a good novel for a long train ride?", "intent_parsing", "t4-generalist"),

@@ -392,3 +392,29 @@ def test_a_fhir_human_name_is_a_health_record() -> None:
 @pytest.mark.parametrize("text", ["first name: the column is empty in 3 rows", "Surname: the field is optional"])
 def test_name_labels_without_a_name_do_not_fire(text: str) -> None:
     assert SensitivityDetector.build().scan([text]) == ()
+
+
+PREFILTER_CASES = [
+    "PATIENT_ID,Dx\n4471,T2DM\n",
+    "SELECT * FROM visits WHERE Mrn = 3349912",
+    '{"DOB": "1971-03-12"}',
+    "First_Name\tWard\nAnna\t7B\n",
+    "name,diagnosis\nJohn Smith,asthma\n",
+    "reads = [r for r in pysam.AlignmentFile(path) if r.mapping_quality >= 30]\n" * 50,
+]
+
+
+def test_prefilter_words_never_hide_a_match() -> None:
+    """A rule's ``needs`` only skips texts its regex cannot match: same verdicts with and without it."""
+    import dataclasses
+
+    texts = [case["text"] for _, case in load_cases("dev.jsonl")] + PREFILTER_CASES
+    checked = 0
+    for rule in BUILTIN_RULES:
+        if not rule.needs:
+            continue
+        bare = dataclasses.replace(rule, needs=())
+        for text in texts:
+            assert rule.fires(text) == bare.fires(text), (rule.name, text[:80])
+            checked += bare.fires(text)
+    assert checked >= 5  # the cases above really exercise the rules that have a prefilter

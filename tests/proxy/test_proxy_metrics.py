@@ -17,23 +17,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from biorouter.request_view import view_request
 
+from .conftest import ask
+
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 CODE = "write a python function that parses a FASTA file into a dict"
 MATH = "What is the variance of a fair six-sided die roll?"
 MRN = "Summarise the last visit of MRN: 00482913 for the referral letter"
-
-
-@pytest.fixture(scope="module")
-def client(dev_stack) -> openai.OpenAI:  # type: ignore[no-untyped-def]
-    return openai.OpenAI(base_url=dev_stack.proxy.url + "/v1", api_key=dev_stack.proxy.master_key, max_retries=0)
-
-
-def ask(client: openai.OpenAI, text: str, model: str = "auto") -> tuple[str, dict[str, str]]:
-    raw = client.chat.completions.with_raw_response.create(
-        model=model, messages=[{"role": "user", "content": text}], timeout=120
-    )
-    return str(raw.parse().choices[0].message.content), dict(raw.headers)
 
 
 def parse(text: str) -> Samples:

@@ -17,19 +17,7 @@ from biorouter.engine import BioRouter
 from biorouter.settings import load_settings
 
 from ..conftest import ROOT
-
-
-@pytest.fixture(scope="module")
-def client(dev_stack) -> openai.OpenAI:  # type: ignore[no-untyped-def]
-    return openai.OpenAI(base_url=dev_stack.proxy.url + "/v1", api_key=dev_stack.proxy.master_key, max_retries=0)
-
-
-def ask(client: openai.OpenAI, text: str, model: str = "auto") -> tuple[str, dict[str, str]]:
-    raw = client.chat.completions.with_raw_response.create(
-        model=model, messages=[{"role": "user", "content": text}], timeout=120
-    )
-    return str(raw.parse().choices[0].message.content), dict(raw.headers)
-
+from .conftest import ask
 
 ROUTED = [
     ("write a python function that reverses the order of words in a sentence", "code_generation", "t4-coder"),

@@ -113,7 +113,7 @@ class TaskClassifier:
             from semantic_router import Route
             from semantic_router.routers import IndexedRouter
 
-            from biorouter.embedding import Embedder, router_encoder
+            from biorouter.embedding import Embedder, router_encoder, unit_vector_index
             from biorouter.encoders import build_text_encoder
 
             cache_dir = self._cache_dir
@@ -128,6 +128,7 @@ class TaskClassifier:
             try:
                 self._router = IndexedRouter(
                     encoder=router_encoder(embedder),
+                    index=unit_vector_index(),
                     routes=routes,
                     top_k=self._settings.top_k,
                     aggregation=self._settings.aggregation,

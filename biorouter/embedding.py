@@ -12,7 +12,8 @@ Three levers, each measured in ``bench/`` before it was kept:
   grows exactly as fast as load does (a lone request never waits for company).
 
 :func:`router_encoder` exposes the result as a semantic-router encoder (documents and queries
-take the different paths above).
+take the different paths above), and :func:`unit_vector_index` the index that relies on its
+vectors being unit length.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import numpy as np
 
 from biorouter.encoders import TextEncoder
 
-__all__ = ["DocumentCache", "Embedder", "QueryCache", "router_encoder"]
+__all__ = ["DocumentCache", "Embedder", "QueryCache", "router_encoder", "unit_vector_index"]
 
 log = logging.getLogger(__name__)
 
@@ -239,3 +240,35 @@ def router_encoder(embedder: Embedder) -> Any:
     encoder = EmbedderEncoder(name=embedder.fingerprint)
     encoder._embedder = embedder
     return encoder
+
+
+def unit_vector_index() -> Any:
+    """A semantic-router LocalIndex that scores by a dot product with a float32 copy of its vectors.
+
+    The stock index recomputes the norm of every stored utterance vector for each query (about
+    0.4 ms for 900 utterances, on the proxy's event loop); the embedder's vectors are already unit
+    length, so cosine similarity is the dot product. Filtered queries keep the stock path.
+    """
+    from semantic_router.index.local import LocalIndex
+    from semantic_router.linear import top_scores
+
+    class UnitVectorIndex(LocalIndex):
+        _matrix: Any = None
+        _source: Any = None
+
+        def query(
+            self,
+            vector: np.ndarray,
+            top_k: int = 5,
+            route_filter: list[str] | None = None,
+            sparse_vector: Any = None,
+        ) -> tuple[np.ndarray, list[str]]:
+            if route_filter is not None or self.index is None or self.routes is None:
+                return super().query(vector, top_k, route_filter, sparse_vector)
+            if self._source is not self.index:  # the stored vectors changed (utterances added or removed)
+                self._matrix = np.ascontiguousarray(self.index, dtype=np.float32)
+                self._source = self.index
+            scores, rows = top_scores(self._matrix @ np.asarray(vector, dtype=np.float32), top_k)
+            return scores, [self.routes[row] for row in rows]
+
+    return UnitVectorIndex()

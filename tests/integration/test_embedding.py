@@ -226,3 +226,16 @@ async def test_a_cold_cache_exports_the_model_and_classifies(tmp_path: Path) -> 
     assert any((tmp_path / "embeddings").glob("*.npz"))
     result = await classifier.aclassify("map my FASTQ reads onto hg38")
     assert result.task == "alignment"
+
+
+def test_the_unit_vector_index_ranks_like_semantic_routers_own(classifier: TaskClassifier) -> None:
+    from semantic_router.index.local import LocalIndex
+
+    assert classifier.embedder is not None
+    index = classifier._router.index  # type: ignore[union-attr]
+    for text in TEXTS:
+        vector = classifier.embedder.embed_queries([text])[0]
+        fast_scores, fast_routes = index.query(vector, top_k=5)
+        stock_scores, stock_routes = LocalIndex.query(index, vector, top_k=5)  # the norm-recomputing path
+        assert list(fast_routes) == list(stock_routes)
+        assert np.allclose(fast_scores, stock_scores, atol=1e-5)

@@ -20,7 +20,15 @@ from biorouter.profiles import Profile
 from biorouter.request_view import RequestView
 from biorouter.sensitivity import SensitivityDetector
 
-__all__ = ["METADATA_KEY", "TASK_HINT_KEY", "gather_signals", "litellm_arguments", "task_hint"]
+__all__ = [
+    "METADATA_KEY",
+    "TASK_HINT_KEY",
+    "gather_signals",
+    "litellm_arguments",
+    "prompt_tokens",
+    "requested_max_tokens",
+    "task_hint",
+]
 
 METADATA_KEY = "biorouter"
 TASK_HINT_KEY = "biorouter_task"  # metadata key a client may set to name its task
@@ -41,6 +49,35 @@ def task_hint(request: Mapping[str, Any]) -> str | None:
                 raise RequestError(f"metadata.{TASK_HINT_KEY} must be a task name (a string), not {hint!r}")
             return hint
     return None
+
+
+def requested_max_tokens(request: Mapping[str, Any]) -> int | None:
+    """The client's completion limit (``max_tokens`` or ``max_completion_tokens``), if it set one."""
+    for key in ("max_tokens", "max_completion_tokens"):
+        value = request.get(key)
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise RequestError(f"{key} must be a non-negative integer, not {value!r}")
+            return value
+    return None
+
+
+def prompt_tokens(view: RequestView, messages: Any, count_above: int | None) -> int | None:
+    """The prompt's tokens, counted only when they could matter for a context window.
+
+    A BPE token covers at least one byte, so the UTF-8 size of every text (plus a few tokens of
+    framing per message) bounds the count from above; while that bound is under ``count_above``
+    (the smallest window minus the largest completion budget) no window can be too small and
+    nothing is counted, which keeps short requests free of tokenizer time.
+    """
+    if count_above is None:
+        return None
+    bound = sum(len(text.encode("utf-8", "replace")) for text in view.texts) + 8 * max(1, len(view.texts))
+    if bound <= count_above:
+        return None
+    from biorouter.costs import count_prompt_tokens
+
+    return count_prompt_tokens(messages)
 
 
 async def scan(detector: SensitivityDetector, view: RequestView) -> tuple[str, ...]:

@@ -64,14 +64,19 @@ class BudgetKeeper:
                 found.append(BudgetScope(key=key, period="month", limit_usd=monthly))
         return found
 
-    def estimates(self, profile: Profile, messages: Any, request: Mapping[str, Any]) -> dict[str, float | None]:
-        """USD per priced group of the profile; groups that cost nothing are 0 without counting tokens."""
+    def estimates(
+        self, profile: Profile, messages: Any, request: Mapping[str, Any], prompt_tokens: int | None = None
+    ) -> dict[str, float | None]:
+        """USD per priced group of the profile; groups that cost nothing are 0 without counting tokens.
+
+        ``prompt_tokens``, when the decision already counted them, saves counting again.
+        """
         max_tokens = request.get("max_tokens") or profile.costs.default_max_tokens
         groups = sorted(profile.groups() | ({str(request["model"])} if request.get("model") else set()))
         priced = {g: self.prices.get(g) for g in groups if g in self._catalogue.groups}
         result: dict[str, float | None] = {g: 0.0 for g, p in priced.items() if p is not None and p.free}
         if any(p is None or not p.free for p in priced.values()):
-            tokens = count_prompt_tokens(messages)
+            tokens = prompt_tokens if prompt_tokens is not None else count_prompt_tokens(messages)
             for group, price in priced.items():
                 if price is None:
                     result[group] = None
@@ -87,7 +92,7 @@ class BudgetKeeper:
             signals.task if signals.task and signals.confidence >= profile.classifier.min_confidence else None
         )
         scopes = self.scopes(profile, task)
-        estimates = self.estimates(profile, messages, request)
+        estimates = self.estimates(profile, messages, request, signals.prompt_tokens)
         blocked: str | None = None
         warnings: list[str] = []
         usages = await self.ledger.usage(scopes) if scopes else []

@@ -37,6 +37,10 @@ class Signals(BaseModel):
     classifier_error: str | None = None  # set when classification failed: fail soft
     sensitive_rules: tuple[str, ...] = ()  # detector rules that fired (names only, never the text)
     task_hint: str | None = None  # a client's own task label (metadata.biorouter_task)
+    # Context length: the prompt's tokens (None when it is too short to matter: see
+    # adapter.prompt_tokens) and the client's max_tokens (None: the route's default, else 0).
+    prompt_tokens: int | None = None
+    max_tokens: int | None = None
 
 
 class BudgetView(BaseModel):

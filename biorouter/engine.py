@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from biorouter import decision_log, metrics, offline
-from biorouter.adapter import gather_signals, litellm_arguments, task_hint
+from biorouter.adapter import gather_signals, litellm_arguments, prompt_tokens, requested_max_tokens, task_hint
 from biorouter.audit import AuditLog, AuditRecord
 from biorouter.budget import BudgetKeeper
 from biorouter.catalogue import Catalogue, Deployment, LiteLLMConfig, load_litellm_config, parse_model_list
@@ -188,10 +188,14 @@ class BioRouter:
         started = time.perf_counter()
         timings: dict[str, float] = {}
         view = view_request(messages)
+        max_tokens = requested_max_tokens(request)  # a malformed one is a 400 before any work
         named_cloud = model not in AUTO_MODELS and model in self.catalogue.groups and not self.catalogue.is_local(model)
         signals = await gather_signals(
             view, model, self.classifier, detector=self.detector, classify_named=named_cloud, hint=task, timings=timings
         )
+        tokens = prompt_tokens(view, messages, self._count_tokens_above(max_tokens))
+        if tokens is not None or max_tokens is not None:
+            signals = signals.model_copy(update={"prompt_tokens": tokens, "max_tokens": max_tokens})
         named = {"model": model} if model not in AUTO_MODELS else {}
         budget_started = time.perf_counter()
         budget, scopes = await self.budget.view(self.profile, signals, messages, {**request, **named})
@@ -199,6 +203,15 @@ class BioRouter:
         decision = decide(signals, self.profile, self.catalogue, budget)
         timings["decision"] = time.perf_counter() - started
         return decision, signals, budget, scopes, timings
+
+    def _count_tokens_above(self, max_tokens: int | None) -> int | None:
+        """Prompt size (an upper bound in tokens) above which a context window could be too small."""
+        windows = [group.max_input_tokens for group in self.catalogue.groups.values() if group.max_input_tokens]
+        if not windows:
+            return None
+        routes = (self.profile.default_route, *self.profile.routes.values())
+        completion = max_tokens if max_tokens is not None else max(route.max_tokens or 0 for route in routes)
+        return min(windows) - completion
 
     def _observe(
         self, decision: Decision, signals: Signals, timings: Mapping[str, float], request: Mapping[str, Any]

@@ -12,7 +12,10 @@ Rules, in order:
    profile. No usable classification (empty text, classifier down, score below the profile's
    ``min_confidence``) or a task the profile has no route for: the profile's default route.
    Intelligence fails soft.
-3. Only groups that serve the request's kind (chat or embedding) are offered.
+3. Only groups that serve the request's kind (chat or embedding) are offered, and only groups
+   whose context window (``max_input_tokens``) holds the prompt plus ``max_tokens``. When none of
+   the route's groups does, the default route's and then the profile's other groups are tried
+   (governance and budgets still apply); when none can, the request is refused before any call.
 4. A request is local-only when any rule says so: sensitive content (the detector), the chosen
    route's ``allow_cloud: false``, or the route of the task the classifier saw, however unsure
    (a hint or a low score never lifts it). Only local groups are offered, as primary and as
@@ -82,8 +85,28 @@ def _serves(mode: str, kind: str) -> bool:
     return mode == "embedding" if kind == "embedding" else mode != "embedding"
 
 
+def _tokens_needed(signals: Signals, route: Route) -> int | None:
+    """Prompt plus completion tokens the group's window must hold; None when the prompt was not counted."""
+    if signals.prompt_tokens is None:
+        return None
+    completion = signals.max_tokens if signals.max_tokens is not None else (route.max_tokens or 0)
+    return signals.prompt_tokens + completion
+
+
+def _too_small(group: str, needed: int | None, catalogue: Catalogue) -> str | None:
+    window = catalogue.groups[group].max_input_tokens
+    if needed is None or window is None or needed <= window:
+        return None
+    return f"group '{group}' holds {window} tokens, the request needs {needed}: skipped"
+
+
 def _allowed_groups(
-    groups: tuple[str, ...], signals: Signals, local_only: bool, catalogue: Catalogue, reasons: list[str]
+    groups: tuple[str, ...],
+    signals: Signals,
+    local_only: bool,
+    catalogue: Catalogue,
+    reasons: list[str],
+    needed: int | None = None,
 ) -> list[str]:
     allowed = []
     for group in groups:
@@ -93,9 +116,17 @@ def _allowed_groups(
             reasons.append(f"group '{group}' serves {catalogue.groups[group].mode} models, not {signals.kind}: skipped")
         elif local_only and not catalogue.is_local(group):
             reasons.append(f"group '{group}' is cloud: skipped for a local-only request")
+        elif (small := _too_small(group, needed, catalogue)) is not None:
+            reasons.append(small)
         else:
             allowed.append(group)
     return allowed
+
+
+def _profile_groups(profile: Profile) -> tuple[str, ...]:
+    """Every group the profile names, in the order it names them (default route first)."""
+    routes = (profile.default_route, *profile.routes.values())
+    return tuple(dict.fromkeys(group for route in routes for group in (route.group, *route.fallbacks)))
 
 
 def _passthrough(signals: Signals, profile: Profile, catalogue: Catalogue) -> tuple[Decision | None, list[str]]:
@@ -141,6 +172,16 @@ def _reason(rules: tuple[str, ...]) -> str | None:
         else:
             parts.append(f"route '{name}' sets allow_cloud: false")
     return "; ".join(parts)
+
+
+def _nothing_fits(chain: tuple[str, ...], needed: int, catalogue: Catalogue, kind: str) -> bool:
+    """No group of this kind in ``chain`` holds ``needed`` tokens, whatever governance and budgets say."""
+    return not any(
+        group in catalogue.groups
+        and _serves(catalogue.groups[group].mode, kind)
+        and _too_small(group, needed, catalogue) is None
+        for group in chain
+    )
 
 
 def _over_request_limit(group: str, budget: BudgetView, profile: Profile) -> str | None:
@@ -215,13 +256,29 @@ def decide(signals: Signals, profile: Profile, catalogue: Catalogue, budget: Bud
     rules = local_only_rules(signals, profile, route, label)
     local_only = bool(rules)
     chain = (route.group, *route.fallbacks)
-    allowed = _allowed_groups(chain, signals, local_only, catalogue, reasons)
+    needed = _tokens_needed(signals, route)
+    allowed = _allowed_groups(chain, signals, local_only, catalogue, reasons, needed)
     if not allowed and local_only and route is not profile.default_route:
         reasons.append("no local group in the route: the default route's local groups serve it")
         default_chain = (profile.default_route.group, *profile.default_route.fallbacks)
         chain = chain + tuple(g for g in default_chain if g not in chain)
-        allowed = _allowed_groups(default_chain, signals, local_only, catalogue, [])
+        allowed = _allowed_groups(default_chain, signals, local_only, catalogue, [], needed)
+    too_small = needed is not None and any(_too_small(g, needed, catalogue) for g in chain if g in catalogue.groups)
+    if not allowed and needed is not None and too_small:
+        wider = tuple(g for g in _profile_groups(profile) if g not in chain)
+        allowed = _allowed_groups(wider, signals, local_only, catalogue, [], needed)
+        if allowed:
+            reasons.append(f"the route's groups are too small for {needed} tokens: '{allowed[0]}' holds them")
+        chain = chain + wider
     allowed = _within_budget(allowed, budget, profile, catalogue, reasons)
+    if not allowed and needed is not None and _nothing_fits(chain, needed, catalogue, signals.kind):
+        windows = [(catalogue.groups[g].max_input_tokens or 0, g) for g in chain if g in catalogue.groups]
+        largest, name = max(windows) if windows else (0, "none")
+        raise RequestError(
+            f"the request needs {needed} tokens (prompt {signals.prompt_tokens} + max_tokens "
+            f"{needed - (signals.prompt_tokens or 0)}) and no group of profile '{profile.name}' holds that many "
+            f"(largest: '{name}', {largest}); shorten the prompt or lower max_tokens"
+        )
     if not allowed:
         tried = ", ".join(chain)
         if local_only:

@@ -123,3 +123,9 @@ def test_decision_is_logged_by_the_proxy_without_the_prompt(client, dev_stack) -
     assert lines, "no decision line in the proxy log"
     assert re.search(r'"group": "[\w-]+"', lines[-1])
     assert "PATIENT-ZX81" not in log
+
+
+def test_a_prompt_no_group_can_hold_is_a_400_naming_the_sizes(client) -> None:  # type: ignore[no-untyped-def]
+    text = "The libraries were sequenced on two flow cells and corrected with ComBat-seq. " * 5000 + "Summarise."
+    with pytest.raises(openai.BadRequestError, match="no group of profile 'development' holds that many"):
+        ask(client, text)

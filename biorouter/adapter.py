@@ -150,9 +150,9 @@ async def _classify(classifier: TaskClassifier, text: str, timings: dict[str, fl
 def litellm_arguments(decision: Decision, request: Mapping[str, Any], profile: Profile) -> dict[str, Any]:
     """The request fields to set so LiteLLM's router serves ``decision``.
 
-    For a routed request ``fallbacks`` is always set, even empty: the per-request list replaces the
-    router's configured fallbacks, so LiteLLM never falls back to a group biorouter did not allow.
-    A local-only request also gets its own context-window and content-policy chains, and is kept
+    For a routed request ``fallbacks`` and ``context_window_fallbacks`` are always set, even empty:
+    the per-request lists replace the router's configured ones, so LiteLLM never falls back to a
+    group biorouter did not allow. A local-only request also gets an empty content-policy chain, and is kept
     out of any response cache unless the profile declares the cache on-premises. A request that
     names a group directly keeps LiteLLM's configured fallbacks for that group unless it is
     local-only (the guard callback still drops cloud deployments on every hop).
@@ -161,8 +161,8 @@ def litellm_arguments(decision: Decision, request: Mapping[str, Any], profile: P
     chain = [{decision.group: list(decision.fallbacks)}] if decision.fallbacks else []
     if decision.mode != "passthrough" or decision.local_only:
         updates["fallbacks"] = chain
+        updates["context_window_fallbacks"] = chain  # decide() kept only groups whose window holds it
     if decision.local_only:
-        updates["context_window_fallbacks"] = chain
         updates["content_policy_fallbacks"] = []
     if decision.mode != "passthrough":
         for key, value in decision.defaults.items():

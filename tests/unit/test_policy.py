@@ -320,6 +320,7 @@ def test_arguments_set_the_group_and_the_allowed_fallbacks() -> None:
     updates = litellm_arguments(decision, {"model": "auto", "messages": []}, PROFILE)
     assert updates["model"] == "t4-coder"
     assert updates["fallbacks"] == [{"t4-coder": ["t4-generalist", "deepseek-v3"]}]
+    assert updates["context_window_fallbacks"] == updates["fallbacks"]  # never LiteLLM's configured chain
     assert updates["timeout"] == 45
     assert updates["num_retries"] == 3
 

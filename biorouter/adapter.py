@@ -128,7 +128,7 @@ async def gather_signals(
     }
     if not needs_task:
         return Signals(**base)
-    if early is None and sensitive and not classifier.keeps_text_local:
+    if early is None and sensitive:  # no early start means the encoder is not local
         return Signals(**base, classifier_error="sensitive text is not sent to a cloud embeddings endpoint")
     result = await (early if early is not None else _classify(classifier, view.text, timings))
     if isinstance(result, str):

@@ -92,7 +92,11 @@ class Decision(BaseModel):
 
     def log_line(self) -> str:
         """One line for the proxy log: compact, greppable, no prompt text."""
-        payload = {
+        return "biorouter decision " + json.dumps(self.log_fields(), sort_keys=True)
+
+    def log_fields(self) -> dict[str, Any]:
+        """What every log of a decision shows (the proxy's line, the debug JSON): never the prompt."""
+        return {
             "profile": self.profile,
             "mode": self.mode,
             "task": self.task,
@@ -104,7 +108,6 @@ class Decision(BaseModel):
             "reasons": list(self.reasons),
             "text_sha256": self.text_sha256[:16],
         }
-        return "biorouter decision " + json.dumps(payload, sort_keys=True)
 
     def kept_local(self, cause: BaseException) -> KeptLocalError:
         """The refusal for this local-only decision after LiteLLM could not serve it locally."""

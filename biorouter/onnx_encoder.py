@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from biorouter.encoders import unit_rows
 from biorouter.errors import ClassifierError
 from biorouter.onnx_export import Precision, ensure_exported
 
@@ -153,6 +154,4 @@ class OnnxTextEncoder:
         else:
             weights = mask[..., None].astype(hidden.dtype)
             pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        result: np.ndarray = (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
-        return result
+        return unit_rows(pooled)

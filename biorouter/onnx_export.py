@@ -22,15 +22,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import subprocess
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Literal
 
 from biorouter.errors import ClassifierError
+from biorouter.files import replaced_atomically
 
 __all__ = ["ONNX_FILE", "Precision", "ensure_exported", "export_transformer", "model_fingerprint", "quantize"]
 
@@ -97,28 +96,22 @@ def export_transformer(model_dir: Path, target: Path) -> Path:
     inputs = tuple(sample if name != "token_type_ids" else torch.zeros_like(sample) for name in names)
     axes = {name: {0: "batch", 1: "sequence"} for name in [*names, "last_hidden_state"]}
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(dir=target.parent, prefix=".export-", suffix=".onnx")
-    os.close(handle)
     try:
         # the tracer warns about shape-dependent Python branches it freezes; the dynamic axes
         # below cover them (outputs are checked against PyTorch in the tests)
-        with warnings.catch_warnings(), torch.no_grad():
+        with replaced_atomically(target) as partial, warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 LastHiddenState(model),
                 inputs,
-                partial,
+                str(partial),
                 input_names=names,
                 output_names=["last_hidden_state"],
                 dynamic_axes=axes,
                 opset_version=_OPSET,
                 dynamo=False,  # the TorchScript exporter needs no onnxscript and handles BERT/XLM-R
             )
-        os.chmod(partial, 0o644)  # mkstemp's 0600 would hide the export from other users of a shared install
-        os.replace(partial, target)
     except Exception as e:
-        Path(partial).unlink(missing_ok=True)
         raise ClassifierError(f"cannot export {model_dir} to ONNX: {e}") from e
     log.info("exported %s to %s", model_dir, target)
     return target
@@ -128,19 +121,14 @@ def quantize(source: Path, target: Path) -> Path:
     """An int8 copy of ``source`` (dynamic quantisation of MatMul weights, per output channel)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    handle, partial = tempfile.mkstemp(dir=target.parent, prefix=".quantize-", suffix=".onnx")
-    os.close(handle)
     try:
-        with warnings.catch_warnings():
+        with replaced_atomically(target) as partial, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             logging.getLogger().setLevel(logging.ERROR)  # onnxruntime's "consider pre-processing" advice
             quantize_dynamic(
                 source, partial, weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"]
             )
-        os.chmod(partial, 0o644)
-        os.replace(partial, target)
     except Exception as e:
-        Path(partial).unlink(missing_ok=True)
         raise ClassifierError(f"cannot quantise {source} to int8: {e}") from e
     return target
 

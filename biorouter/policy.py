@@ -174,13 +174,15 @@ def _reason(rules: tuple[str, ...]) -> str | None:
     return "; ".join(parts)
 
 
+def _known(groups: tuple[str, ...], catalogue: Catalogue) -> list[str]:
+    return [group for group in groups if group in catalogue.groups]
+
+
 def _nothing_fits(chain: tuple[str, ...], needed: int, catalogue: Catalogue, kind: str) -> bool:
     """No group of this kind in ``chain`` holds ``needed`` tokens, whatever governance and budgets say."""
     return not any(
-        group in catalogue.groups
-        and _serves(catalogue.groups[group].mode, kind)
-        and _too_small(group, needed, catalogue) is None
-        for group in chain
+        _serves(catalogue.groups[group].mode, kind) and _too_small(group, needed, catalogue) is None
+        for group in _known(chain, catalogue)
     )
 
 
@@ -263,8 +265,7 @@ def decide(signals: Signals, profile: Profile, catalogue: Catalogue, budget: Bud
         default_chain = (profile.default_route.group, *profile.default_route.fallbacks)
         chain = chain + tuple(g for g in default_chain if g not in chain)
         allowed = _allowed_groups(default_chain, signals, local_only, catalogue, [], needed)
-    too_small = needed is not None and any(_too_small(g, needed, catalogue) for g in chain if g in catalogue.groups)
-    if not allowed and needed is not None and too_small:
+    if not allowed and needed is not None and any(_too_small(g, needed, catalogue) for g in _known(chain, catalogue)):
         wider = tuple(g for g in _profile_groups(profile) if g not in chain)
         allowed = _allowed_groups(wider, signals, local_only, catalogue, [], needed)
         if allowed:
@@ -272,7 +273,7 @@ def decide(signals: Signals, profile: Profile, catalogue: Catalogue, budget: Bud
         chain = chain + wider
     allowed = _within_budget(allowed, budget, profile, catalogue, reasons)
     if not allowed and needed is not None and _nothing_fits(chain, needed, catalogue, signals.kind):
-        windows = [(catalogue.groups[g].max_input_tokens or 0, g) for g in chain if g in catalogue.groups]
+        windows = [(catalogue.groups[g].max_input_tokens or 0, g) for g in _known(chain, catalogue)]
         largest, name = max(windows) if windows else (0, "none")
         raise RequestError(
             f"the request needs {needed} tokens (prompt {signals.prompt_tokens} + max_tokens "

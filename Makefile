@@ -61,10 +61,12 @@ bench: install
 	$(PY) bench/sensitivity_eval.py
 	$(PY) bench/detect_latency.py
 	$(PY) bench/proxy_overhead.py --quick
+	$(PY) bench/chaos_soak.py --quick
+	$(PY) bench/strategies.py --quick
 	$(PY) bench/startup.py --repeats 1 --cold
 	$(BIN)/biorouter eval --data $(EVAL_DATA)
 
 check: lint typecheck validate test
 
 clean:
-	rm -rf .run .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .run .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -74,7 +74,7 @@ async def measure(engine: BioRouter, requests: list[tuple[str, str]]) -> dict[st
     for shape, text in requests:
         messages = [{"role": "user", "content": text}]
         started = time.perf_counter()
-        _, _, _, _, parts = await engine._decide(messages, "auto", None, {})
+        _, _, _, _, parts = await engine._decide(messages, "auto", None, {}, engine.state)
         total = (time.perf_counter() - started) * 1000
         classify = parts.get("classify", 0.0) * 1000
         for bucket in (shape, "all"):

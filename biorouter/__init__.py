@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = [
     "BioRouter",
@@ -25,6 +25,7 @@ __all__ = [
     "RoutingError",
     "__version__",
     "acompletion",
+    "aembedding",
     "aroute",
     "decide",
 ]
@@ -73,6 +74,17 @@ async def acompletion(messages: Any, model: str = "auto", **kwargs: Any) -> Any:
     from biorouter.engine import default_router
 
     return await default_router().acompletion(messages, model=model, **kwargs)
+
+
+async def aembedding(input: str | list[str], model: str = "auto", **kwargs: Any) -> Any:
+    """Embed ``input`` with the active profile's ``embedding_route`` (or the embedding group named as ``model``).
+
+    Sensitive text is embedded only by local groups; the Decision is in
+    ``response._hidden_params["biorouter"]``.
+    """
+    from biorouter.engine import default_router
+
+    return await default_router().aembedding(input, model=model, **kwargs)
 
 
 async def aroute(messages: Any, model: str = "auto", *, task: str | None = None) -> Any:

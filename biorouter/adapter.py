@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from biorouter.classifier import Classification, TaskClassifier
-from biorouter.decision import AUTO_MODELS, Decision, Signals
-from biorouter.errors import ClassifierError, RequestError
+from biorouter.decision import AUTO_MODELS, Decision, RequestKind, Signals
+from biorouter.errors import ClassifierError, RequestError, described
 from biorouter.profiles import Profile
 from biorouter.request_view import RequestView
 from biorouter.sensitivity import SensitivityDetector
@@ -46,7 +46,7 @@ def task_hint(request: Mapping[str, Any]) -> str | None:
         if isinstance(metadata, Mapping) and metadata.get(TASK_HINT_KEY) is not None:
             hint = metadata[TASK_HINT_KEY]
             if not isinstance(hint, str) or not hint:
-                raise RequestError(f"metadata.{TASK_HINT_KEY} must be a task name (a string), not {hint!r}")
+                raise RequestError(f"metadata.{TASK_HINT_KEY} must be a task name (a string), not {described(hint)}")
             return hint
     return None
 
@@ -57,7 +57,7 @@ def requested_max_tokens(request: Mapping[str, Any]) -> int | None:
         value = request.get(key)
         if value is not None:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise RequestError(f"{key} must be a non-negative integer, not {value!r}")
+                raise RequestError(f"{key} must be a non-negative integer, not {described(value)}")
             return value
     return None
 
@@ -95,6 +95,7 @@ async def gather_signals(
     classify_named: bool = False,
     hint: str | None = None,
     timings: dict[str, float] | None = None,
+    kind: RequestKind = "chat",
 ) -> Signals:
     """Detect sensitive content, then classify when biorouter must choose (or must check a named cloud group).
 
@@ -103,7 +104,8 @@ async def gather_signals(
     ``"scan"`` and (when it ran) ``"classify"``, for metrics and the debug log.
     """
     timings = {} if timings is None else timings
-    needs_task = requested_model in AUTO_MODELS or classify_named
+    # An embedding request has no task to classify: it takes the profile's embedding route.
+    needs_task = kind == "chat" and (requested_model in AUTO_MODELS or classify_named)
     # A local encoder embeds the text while it is scanned, and the decision waits for the slower
     # of the two (measured faster than one after the other even on two cores: the scan releases
     # the GIL). A cloud encoder waits for the scan's verdict.
@@ -125,6 +127,7 @@ async def gather_signals(
         "text_sha256": view.text_sha256,
         "sensitive_rules": sensitive,
         "task_hint": hint,
+        "kind": kind,
     }
     if not needs_task:
         return Signals(**base)
@@ -133,7 +136,14 @@ async def gather_signals(
     result = await (early if early is not None else _classify(classifier, view.text, timings))
     if isinstance(result, str):
         return Signals(**base, classifier_error=result)
-    return Signals(**base, task=result.task, confidence=result.confidence, scores=result.scores)
+    return Signals(
+        **base,
+        task=result.task,
+        confidence=result.confidence,
+        scores=result.scores,
+        classifier_source=result.source if result.task is not None else None,
+        classifier_fallback=result.fallback_reason,
+    )
 
 
 async def _classify(classifier: TaskClassifier, text: str, timings: dict[str, float]) -> Classification | str:

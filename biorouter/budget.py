@@ -89,7 +89,7 @@ class BudgetKeeper:
     ) -> tuple[BudgetView, list[BudgetScope]]:
         """The budget picture ``decide()`` needs, and the scopes this request counts against."""
         task = signals.task_hint or (
-            signals.task if signals.task and signals.confidence >= profile.classifier.min_confidence else None
+            signals.task if signals.task and signals.confidence >= profile.classifier.threshold(signals.task) else None
         )
         scopes = self.scopes(profile, task)
         estimates = self.estimates(profile, messages, request, signals.prompt_tokens)
@@ -111,10 +111,18 @@ class BudgetKeeper:
     async def reserve(
         self, decision: Decision, view: BudgetView, scopes: Sequence[BudgetScope]
     ) -> Reservation | Denial | None:
-        """Hold the most this request can cost among the cloud groups it may reach (None: it cannot cost)."""
+        """Hold the most this request can cost among the cloud groups it may reach (None: it cannot cost).
+
+        A single call reaches one group (its fallbacks only if it fails): the dearest is held. A
+        strategy may call every group of its plan, so their sum is held (a cascade's worst case).
+        """
         reachable = [decision.group, *decision.fallbacks]
         amounts = [view.estimates.get(g) or 0.0 for g in reachable if not self._catalogue.is_local(g)]
         amount = max(amounts, default=0.0)
+        plan = decision.strategy
+        if plan is not None and plan.fans_out:  # the whole fan-out: every group it may call, judge included
+            called = [*plan.groups, *([plan.judge] if plan.judge else [])]
+            amount = sum(view.estimates.get(g) or 0.0 for g in called if not self._catalogue.is_local(g))
         if amount <= 0 or not scopes:
             return None
         return await self.ledger.reserve(scopes, amount)

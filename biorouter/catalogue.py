@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from biorouter.errors import ConfigError
 from biorouter.yamlfile import load_model, problems_from_validation
@@ -56,6 +56,23 @@ class LiteLLMConfig(_Open):
     model_list: list[Deployment] = Field(min_length=1)
     router_settings: dict[str, Any] = Field(default_factory=dict)
     litellm_settings: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("model_list")
+    @classmethod
+    def _without_biorouters_own(cls, value: list[Deployment]) -> list[Deployment]:
+        return [d for d in value if not is_biorouter_deployment(d)]
+
+
+BIOROUTER_PROVIDER = "biorouter/"  # models biorouter serves itself inside the proxy (biorouter.proxy.strategy)
+
+
+def is_biorouter_deployment(deployment: Deployment) -> bool:
+    """A pseudo deployment served by biorouter's own provider (e.g. ``biorouter-strategy``), not a model.
+
+    It is left out of the catalogue, prices and probes: profiles cannot route to it, and it is
+    never mistaken for a real (cloud) deployment.
+    """
+    return deployment.litellm_params.model.startswith(BIOROUTER_PROVIDER)
 
 
 class Group(BaseModel):
@@ -117,9 +134,11 @@ def parse_model_list(model_list: Iterable[Mapping[str, Any]]) -> list[Deployment
     deployments = []
     for entry in model_list:
         try:
-            deployments.append(Deployment.model_validate(dict(entry)))
+            deployment = Deployment.model_validate(dict(entry))
         except ValidationError as e:
             raise ConfigError(problems_from_validation("litellm model_list", e)) from e
+        if not is_biorouter_deployment(deployment):
+            deployments.append(deployment)
     return deployments
 
 

@@ -13,14 +13,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from biorouter.complexity import ComplexityEstimate
 from biorouter.errors import KeptLocalError
+from biorouter.strategies import StrategyOutcome, StrategyPlan
 
-__all__ = ["AUTO_MODELS", "BudgetView", "Decision", "Signals"]
+__all__ = ["AUTO_MODELS", "BudgetView", "Decision", "RequestKind", "Signals"]
 
 # What a client sends as "model" to ask biorouter to choose.
 AUTO_MODELS = frozenset({"auto", "biorouter/auto", "biorouter"})
 
 Mode = Literal["routed", "default", "passthrough"]
+RequestKind = Literal["chat", "embedding"]
 
 
 class Signals(BaseModel):
@@ -29,7 +32,7 @@ class Signals(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     requested_model: str
-    kind: Literal["chat", "embedding"] = "chat"  # what the client asked for
+    kind: RequestKind = "chat"  # what the client asked for
     text_sha256: str = ""
     task: str | None = None  # classifier's best task
     confidence: float = 0.0
@@ -41,6 +44,15 @@ class Signals(BaseModel):
     # adapter.prompt_tokens) and the client's max_tokens (None: the route's default, else 0).
     prompt_tokens: int | None = None
     max_tokens: int | None = None
+    # Two-stage routing: the request's complexity, estimated when its route lists tiers.
+    complexity: ComplexityEstimate | None = None
+    # Orchestration: the strategy the client asked for (metadata.biorouter_strategy), and whether it streams.
+    strategy_request: str | None = None
+    stream: bool = False
+    # Which classifier gave the task: "embedding", or "lexical" when the encoder was down (degraded
+    # mode, and why in classifier_fallback); None when nothing was classified.
+    classifier_source: Literal["embedding", "lexical"] | None = None
+    classifier_fallback: str | None = None
 
 
 class BudgetView(BaseModel):
@@ -73,6 +85,14 @@ class Decision(BaseModel):
     reasons: tuple[str, ...] = ()
     defaults: Mapping[str, Any] = Field(default_factory=dict, description="max_tokens/temperature if unset")
     text_sha256: str = ""
+    tier: str | None = Field(default=None, description="complexity tier (low/medium/high) of a tiered route")
+    complexity: float | None = Field(default=None, description="the complexity score (0..1) behind the tier")
+    generation: int | None = Field(default=None, description="the configuration generation that decided (reloads)")
+    degraded: tuple[str, ...] = Field(
+        default=(), description="what ran in a degraded mode for this request, e.g. 'ledger:unavailable'"
+    )
+    strategy: StrategyPlan | None = Field(default=None, description="race/ensemble/cascade plan; None: one call")
+    strategy_outcome: StrategyOutcome | None = Field(default=None, description="what the strategy did, after it ran")
 
     def headers(self) -> dict[str, str]:
         """Response headers that make the decision visible to clients."""
@@ -88,6 +108,18 @@ class Decision(BaseModel):
         }
         if self.budget_warnings:
             headers["x-biorouter-budget"] = "; ".join(self.budget_warnings)
+        if self.tier is not None:
+            headers["x-biorouter-tier"] = self.tier
+        if self.generation is not None:
+            headers["x-biorouter-generation"] = str(self.generation)
+        if self.degraded:
+            headers["x-biorouter-degraded"] = ",".join(self.degraded)
+        if self.strategy is not None:
+            headers["x-biorouter-strategy"] = self.strategy.kind
+            if self.strategy.notes:
+                headers["x-biorouter-strategy-notes"] = "; ".join(self.strategy.notes)
+        if self.strategy_outcome is not None:
+            headers.update(self.strategy_outcome.headers())
         return headers
 
     def log_line(self) -> str:
@@ -107,6 +139,9 @@ class Decision(BaseModel):
             "local_only_rules": list(self.local_only_rules),
             "reasons": list(self.reasons),
             "text_sha256": self.text_sha256[:16],
+            "tier": self.tier,
+            "generation": self.generation,
+            "degraded": list(self.degraded),
         }
 
     def kept_local(self, cause: BaseException) -> KeptLocalError:

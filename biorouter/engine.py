@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +28,22 @@ from biorouter.adapter import gather_signals, litellm_arguments, prompt_tokens, 
 from biorouter.audit import AuditLog, AuditRecord
 from biorouter.budget import BudgetKeeper
 from biorouter.catalogue import Catalogue, Deployment, LiteLLMConfig, load_litellm_config, parse_model_list
-from biorouter.classifier import TaskClassifier
-from biorouter.decision import AUTO_MODELS, BudgetView, Decision, Signals
-from biorouter.errors import ConfigError, KeptLocalError, Problem
+from biorouter.classifier import TaskClassifier, query_text
+from biorouter.complexity import ComplexityConfig, TierExamples, estimate_complexity, read_tier_examples
+from biorouter.decision import AUTO_MODELS, BudgetView, Decision, RequestKind, Signals
+from biorouter.errors import ConfigError, KeptLocalError, Problem, RequestError
 from biorouter.ledger import BudgetScope, Denial, Ledger, Reservation, ledger_from_url
+from biorouter.orchestrate import serve_in_process
 from biorouter.policy import decide
 from biorouter.profiles import Profile, load_profiles
-from biorouter.request_view import view_request
+from biorouter.reload import ReloadRecord, RoutingState, load_state
+from biorouter.request_view import check_request, view_request
 from biorouter.resources import Resources
 from biorouter.selection import AUTO_PROFILE, Selection, select_profile
+from biorouter.sensitivity import SensitivityDetector
 from biorouter.session import Session, response_cost
 from biorouter.settings import Settings, load_settings
+from biorouter.strategies import with_strategy_signals
 
 __all__ = ["BioRouter", "default_router", "reset_default_router"]
 
@@ -76,10 +82,14 @@ class BioRouter:
         ledger: Ledger | None = None,
     ) -> None:
         self.settings = settings
-        self.profile = profile
-        self.catalogue = catalogue
-        self.classifier = classifier
-        self.detector = profile.governance.detector()
+        # Everything a request routes by, swapped whole by reload()/switch_profile() (biorouter.reload).
+        self._state = RoutingState.initial(profile, classifier, catalogue)
+        self._swap_lock = threading.Lock()  # held only for the swap itself: never blocks the event loop long
+        self._reload_lock = threading.Lock()  # one reload at a time (taken in a worker thread)
+        self._reload_attempts = 0
+        self.last_reload: ReloadRecord | None = None
+        metrics.record_generation(self._state.generation)
+        self._tier_cache: dict[tuple[str, str], TierExamples | None] = {}
         self.ledger = ledger or ledger_from_url(settings.ledger.url, fail_mode=profile.costs.ledger_unavailable)
         self.budget = BudgetKeeper(self.ledger, deployments, catalogue)
         self.selection = selection
@@ -165,51 +175,228 @@ class BioRouter:
                 [Problem("profile", (), f"unknown profile '{name}' (available: {', '.join(sorted(profiles))})")]
             )
         new = profiles[name]
-        detector = new.governance.detector()
+        with self._swap_lock:
+            self._state = self._state.successor("switch", profile=new)
+            self._apply_fail_mode(new)
         self.session.switch(name, reason=reason, by=by)
-        self.profile, self.detector = new, detector
+        metrics.record_generation(self._state.generation)
         return new
 
+    # -- the configuration snapshot (biorouter.reload) -------------------------------------------
+
+    @property
+    def state(self) -> RoutingState:
+        """The configuration snapshot serving now; a request takes it once and routes by it throughout."""
+        return self._state
+
+    @property
+    def profile(self) -> Profile:
+        return self._state.profile
+
+    @profile.setter
+    def profile(self, value: Profile) -> None:  # Python callers and tests adjust a profile in place
+        self._replace("set", profile=value)
+
+    @property
+    def detector(self) -> SensitivityDetector:
+        return self._state.detector
+
+    @property
+    def classifier(self) -> TaskClassifier:
+        return self._state.classifier
+
+    @classifier.setter
+    def classifier(self, value: TaskClassifier) -> None:
+        self._replace("set", classifier=value)
+
+    @property
+    def catalogue(self) -> Catalogue:
+        return self._state.catalogue
+
+    def _replace(self, origin: str, **parts: Any) -> None:
+        with self._swap_lock:
+            self._state = self._state.successor(origin, **parts)
+
+    def _apply_fail_mode(self, profile: Profile) -> None:
+        """The ledger outlives snapshots; a new profile's ``ledger_unavailable`` applies from now on."""
+        if hasattr(self.ledger, "fail_mode"):
+            self.ledger.fail_mode = profile.costs.ledger_unavailable
+
+    async def reload(self, *, reason: str = "reload", by: str = "python") -> RoutingState:
+        """Re-read profiles/ and utterances/, validate everything, and swap the new snapshot in atomically.
+
+        The checks and messages are those of ``biorouter validate``. An invalid edit raises
+        :class:`ConfigError` listing every problem, is logged and counted, and the last good
+        snapshot keeps serving. Loading runs in a worker thread (the event loop keeps serving);
+        concurrent reloads run one after the other. In-flight requests finish under the snapshot
+        they started with.
+        """
+        return await asyncio.to_thread(self.reload_blocking, reason=reason, by=by)
+
+    def reload_blocking(self, *, reason: str = "reload", by: str = "python") -> RoutingState:
+        """:meth:`reload` for scripts and worker threads (blocks while validating and embedding)."""
+        with self._reload_lock:
+            self._reload_attempts += 1
+            started = time.perf_counter()
+            try:
+                for _ in range(3):  # a profile switch landing mid-reload: load again for the new profile
+                    current = self._state
+                    state, warnings = load_state(current, self.settings)
+                    with self._swap_lock:
+                        if self._state is current:
+                            self._state = state
+                            self._apply_fail_mode(state.profile)
+                            self._tier_cache.clear()  # complexity examples (utterances/complexity/) re-read
+                            break
+                else:
+                    raise ConfigError([Problem("reload", (), "the configuration kept changing during the reload")])
+            except ConfigError as e:
+                self._reloaded(reason, by, started, problems=tuple(str(p) for p in e.problems))
+                logger.error(
+                    "biorouter reload rejected (%s, by %s); the last good configuration serves on: %s", reason, by, e
+                )
+                raise
+            self._reloaded(reason, by, started, warnings=warnings)
+            logger.info(
+                "biorouter reloaded (%s, by %s): generation %d, profile '%s'%s",
+                reason,
+                by,
+                state.generation,
+                state.profile.name,
+                f"; {len(warnings)} warnings" if warnings else "",
+            )
+            return state
+
+    def _reloaded(
+        self, reason: str, by: str, started: float, *, problems: tuple[str, ...] = (), warnings: tuple[str, ...] = ()
+    ) -> None:
+        state = self._state
+        self.last_reload = ReloadRecord(
+            attempt=self._reload_attempts,
+            at=datetime.now(UTC),
+            by=by,
+            reason=reason,
+            outcome="rejected" if problems else "ok",
+            generation=state.generation,
+            profile=state.profile.name,
+            problems=problems,
+            warnings=warnings,
+            seconds=round(time.perf_counter() - started, 4),
+        )
+        metrics.record_reload(self.last_reload.outcome, state.generation)
+
+    def _annotate(self, decision: Decision, state: RoutingState) -> Decision:
+        """Stamp the snapshot's generation and any degraded mode on the Decision (and the degraded gauge)."""
+        degraded = self.ledger.degraded
+        metrics.record_degraded("ledger", degraded)
+        update: dict[str, Any] = {"generation": state.generation}
+        if degraded:
+            update["degraded"] = (*decision.degraded, "ledger:unavailable")
+        return decision.model_copy(update=update)
+
     async def aroute(
-        self, messages: Any, model: str = "auto", *, task: str | None = None, request: Mapping[str, Any] | None = None
+        self,
+        messages: Any,
+        model: str = "auto",
+        *,
+        task: str | None = None,
+        request: Mapping[str, Any] | None = None,
+        kind: RequestKind = "chat",
     ) -> Decision:
         """Decide where a request goes without calling any upstream (and without reserving budget).
 
         ``task`` is the client's own task label (``metadata.biorouter_task``): it picks the route
-        but never lifts a local-only rule.
+        but never lifts a local-only rule. ``kind="embedding"`` decides for an embeddings request.
         """
-        decision, signals, _, _, timings = await self._decide(messages, model, task, request or {})
+        decision, signals, _, _, timings = await self._decide(messages, model, task, request or {}, self._state, kind)
         self._observe(decision, signals, timings, request or {})
         return decision
 
     async def _decide(
-        self, messages: Any, model: str, task: str | None, request: Mapping[str, Any]
+        self,
+        messages: Any,
+        model: str,
+        task: str | None,
+        request: Mapping[str, Any],
+        state: RoutingState,
+        kind: RequestKind = "chat",
     ) -> tuple[Decision, Signals, BudgetView, list[BudgetScope], dict[str, float]]:
         started = time.perf_counter()
         timings: dict[str, float] = {}
         view = view_request(messages)
+        check_request(view, model, request, task)  # malformed fields are a RequestError (400) before any work
         max_tokens = requested_max_tokens(request)  # a malformed one is a 400 before any work
-        named_cloud = model not in AUTO_MODELS and model in self.catalogue.groups and not self.catalogue.is_local(model)
+        catalogue = state.catalogue
+        named_cloud = model not in AUTO_MODELS and model in catalogue.groups and not catalogue.is_local(model)
         signals = await gather_signals(
-            view, model, self.classifier, detector=self.detector, classify_named=named_cloud, hint=task, timings=timings
+            view,
+            model,
+            state.classifier,
+            detector=state.detector,
+            classify_named=named_cloud,
+            hint=task,
+            timings=timings,
+            kind=kind,
         )
-        tokens = prompt_tokens(view, messages, self._count_tokens_above(max_tokens))
+        if kind == "chat" and model in AUTO_MODELS:
+            signals = await self._with_complexity(view.text, signals, state)
+        tokens = prompt_tokens(view, messages, self._count_tokens_above(max_tokens, state))
         if tokens is not None or max_tokens is not None:
             signals = signals.model_copy(update={"prompt_tokens": tokens, "max_tokens": max_tokens})
+        signals = with_strategy_signals(signals, request)  # metadata.biorouter_strategy and stream (strategies.py)
         named = {"model": model} if model not in AUTO_MODELS else {}
         budget_started = time.perf_counter()
-        budget, scopes = await self.budget.view(self.profile, signals, messages, {**request, **named})
+        budget, scopes = await self.budget.view(state.profile, signals, messages, {**request, **named})
         timings["budget"] = time.perf_counter() - budget_started
-        decision = decide(signals, self.profile, self.catalogue, budget)
+        decision = self._annotate(decide(signals, state.profile, catalogue, budget), state)
         timings["decision"] = time.perf_counter() - started
         return decision, signals, budget, scopes, timings
 
-    def _count_tokens_above(self, max_tokens: int | None) -> int | None:
+    async def _with_complexity(self, text: str, signals: Signals, state: RoutingState) -> Signals:
+        """Signals with the complexity estimate, when the profile has a tiered route (cheap: no new embedding).
+
+        The examples signal reuses the request vector the classifier just computed (a query-cache
+        hit); it is skipped when classification did not run, so sensitive text never reaches an
+        encoder the classifier itself would not have used.
+        """
+        profile = state.profile
+        if not any(route.tiers for route in profile.routes.values()):
+            return signals
+        config = profile.complexity
+        examples_signal = None
+        embedder = state.classifier.embedder
+        embedded = signals.classifier_error is None and signals.classifier_source != "lexical"  # encoder up
+        if signals.task is not None and embedded and embedder is not None:
+            examples = await self._tier_examples(config, embedder)
+            if examples is not None:
+                try:
+                    query = query_text(text, self.settings.classifier.max_query_chars)
+                    examples_signal = examples.signal(await embedder.aembed_query(query))
+                except Exception as e:  # the estimate degrades to the text signals; routing goes on
+                    logger.warning("biorouter complexity: examples signal unavailable: %s", e)
+        return signals.model_copy(update={"complexity": estimate_complexity(text, config, examples_signal)})
+
+    async def _tier_examples(self, config: ComplexityConfig, embedder: Any) -> TierExamples | None:
+        """The profile's tiered example requests, embedded once per folder and encoder (disk-cached)."""
+        if config.examples is None:
+            return None
+        folder = (self.settings.home / config.examples).resolve()
+        key = (str(folder), embedder.fingerprint)
+        if key not in self._tier_cache:
+            texts = read_tier_examples(folder)
+            if len(texts) < 2:
+                logger.warning("biorouter complexity: fewer than two tier files in %s: examples signal off", folder)
+                self._tier_cache[key] = None
+            else:
+                self._tier_cache[key] = await asyncio.to_thread(TierExamples.embed, texts, embedder.embed_documents)
+        return self._tier_cache[key]
+
+    def _count_tokens_above(self, max_tokens: int | None, state: RoutingState) -> int | None:
         """Prompt size (an upper bound in tokens) above which a context window could be too small."""
-        windows = [group.max_input_tokens for group in self.catalogue.groups.values() if group.max_input_tokens]
+        windows = [group.max_input_tokens for group in state.catalogue.groups.values() if group.max_input_tokens]
         if not windows:
             return None
-        routes = (self.profile.default_route, *self.profile.routes.values())
+        routes = (state.profile.default_route, *state.profile.routes.values())
         completion = max_tokens if max_tokens is not None else max(route.max_tokens or 0 for route in routes)
         return min(windows) - completion
 
@@ -225,18 +412,28 @@ class BioRouter:
         decision_log.log_decision(decision, request_id=request_id, task_source=source, timings=timings)
 
     async def prepare(
-        self, messages: Any, model: str, request: Mapping[str, Any]
+        self,
+        messages: Any,
+        model: str,
+        request: Mapping[str, Any],
+        *,
+        state: RoutingState | None = None,
+        kind: RequestKind = "chat",
     ) -> tuple[Decision, Reservation | None, list[BudgetScope]]:
         """Decide and reserve the request's estimated cloud cost; a denied reservation downgrades to local.
 
         Shared by :meth:`acompletion` and the proxy hook. The caller settles or releases the
-        reservation after the call (:attr:`budget`).
+        reservation after the call (:attr:`budget`). ``state`` is the snapshot the caller took at
+        the request's start (it builds LiteLLM's arguments from the same one); default: the current.
         """
-        decision, signals, budget, scopes, timings = await self._decide(messages, model, task_hint(request), request)
+        state = state or self._state
+        decision, signals, budget, scopes, timings = await self._decide(
+            messages, model, task_hint(request), request, state, kind
+        )
         held = await self.budget.reserve(decision, budget, scopes)
         if isinstance(held, Denial):  # another request took the last of the budget since the view was read
             budget = budget.model_copy(update={"cloud_blocked": held.message()})
-            decision = decide(signals, self.profile, self.catalogue, budget)
+            decision = self._annotate(decide(signals, state.profile, state.catalogue, budget), state)
             held = await self.budget.reserve(decision, budget, scopes)
             if isinstance(held, Denial):  # cannot happen: a decision without cloud groups reserves nothing
                 held = None
@@ -282,15 +479,38 @@ class BioRouter:
         """
         request = {"messages": messages, **kwargs}
         request_id = str(request.setdefault("litellm_call_id", str(uuid.uuid4())))
-        if not self._metrics_started:  # a process serving requests, not a CLI command that only decides
+        self._serve_metrics_once()
+        state = self._state  # one snapshot for the whole request, whatever a reload does meanwhile
+        decision, held, scopes = await self._prepare_or_record(messages, model, request, request_id, state)
+        logger.info(decision.log_line())
+        arguments = {**request, **litellm_arguments(decision, request, state.profile)}
+        if decision.strategy is not None and decision.strategy.fans_out:  # race, ensemble, cascade
+            return await serve_in_process(self, decision, held, scopes, arguments, request_id)
+        return await self._call(self.router.acompletion, decision, held, scopes, arguments, request_id)
+
+    def _serve_metrics_once(self) -> None:
+        """Start the metrics endpoint with the first call: a process serving requests, not a CLI that only decides."""
+        if not self._metrics_started:
             self._metrics_started = True
             metrics.serve(self._metrics_port, self.settings.metrics.host)
-        decision, held, scopes = await self._prepare_or_record(messages, model, request, request_id)
-        logger.info(decision.log_line())
-        arguments = {**request, **litellm_arguments(decision, request, self.profile)}
+
+    async def _call(
+        self,
+        call: Any,
+        decision: Decision,
+        held: Reservation | None,
+        scopes: list[BudgetScope],
+        arguments: Mapping[str, Any],
+        request_id: str,
+    ) -> Any:
+        """Make the routed LiteLLM call, then account for it: session, metrics, budget, audit.
+
+        A local-only request that LiteLLM could not serve locally becomes a :class:`KeptLocalError`
+        (refused, audited); other failures are LiteLLM's own exceptions, unchanged.
+        """
         started = time.perf_counter()
         try:
-            response = await self.router.acompletion(**arguments)
+            response = await call(**arguments)
         except Exception as e:
             await self.budget.release(held)
             self.session.record(task=decision.task, group=decision.group, ok=False, refused=decision.local_only)
@@ -301,33 +521,62 @@ class BioRouter:
             self.record(decision, request_id, outcome="refused", error=str(refusal))
             raise refusal from e
         hidden = getattr(response, "_hidden_params", None)
-        if isinstance(hidden, dict):
-            hidden["biorouter"] = decision
-            served = served_by(hidden, self.router)
-            group = served["group"] or decision.group
-            metrics.record_served(decision.profile, decision.group, group)
-            # A stream's cost is known only at its end: count its estimate (an upper bound) instead.
-            cost = (held.estimate_usd if held else 0.0) if request.get("stream") else response_cost(hidden)
-            self.session.record(task=decision.task, group=group, ok=True, cost_usd=cost)
-            await self.budget.settle(
-                held,
-                scopes,
-                decision=decision,
-                group=group,
-                cost_usd=cost,
-                seconds=time.perf_counter() - started,
-                user=request.get("user"),
-            )
-            self.record(decision, request_id, outcome="served", **served)
-        else:
+        if not isinstance(hidden, dict):
             await self.budget.release(held)
+            return response
+        hidden["biorouter"] = decision
+        served = served_by(hidden, self.router)
+        group = served["group"] or decision.group
+        metrics.record_served(decision.profile, decision.group, group)
+        # A stream's cost is known only at its end: count its estimate (an upper bound) instead.
+        cost = (held.estimate_usd if held else 0.0) if arguments.get("stream") else response_cost(hidden)
+        self.session.record(task=decision.task, group=group, ok=True, cost_usd=cost)
+        await self.budget.settle(
+            held,
+            scopes,
+            decision=decision,
+            group=group,
+            cost_usd=cost,
+            seconds=time.perf_counter() - started,
+            user=arguments.get("user"),
+        )
+        self.record(decision, request_id, outcome="served", **served)
         return response
 
+    async def aembedding(self, input: str | list[str], model: str = "auto", **kwargs: Any) -> Any:
+        """Embed ``input`` through the profile's ``embedding_route`` (``model="auto"``) or a named embedding group.
+
+        Governance is the chat path's: text carrying sensitive content is only offered to local
+        embedding groups, and refused (:class:`KeptLocalError`) when none can serve it. The
+        Decision is in ``response._hidden_params["biorouter"]``.
+        """
+        texts = [input] if isinstance(input, str) else input
+        if not isinstance(texts, list) or not texts or not all(isinstance(text, str) for text in texts):
+            raise RequestError("input must be a string or a non-empty list of strings")
+        messages = [{"role": "user", "content": text} for text in texts]
+        request: dict[str, Any] = {"input": input, **kwargs}
+        request_id = str(request.setdefault("litellm_call_id", str(uuid.uuid4())))
+        self._serve_metrics_once()
+        state = self._state
+        decision, held, scopes = await self._prepare_or_record(
+            messages, model, request, request_id, state, kind="embedding"
+        )
+        logger.info(decision.log_line())
+        arguments = {**request, **litellm_arguments(decision, request, state.profile)}
+        arguments.pop("context_window_fallbacks", None)  # a chat notion: embeddings fall back through fallbacks
+        return await self._call(self.router.aembedding, decision, held, scopes, arguments, request_id)
+
     async def _prepare_or_record(
-        self, messages: Any, model: str, request: Mapping[str, Any], request_id: str
+        self,
+        messages: Any,
+        model: str,
+        request: Mapping[str, Any],
+        request_id: str,
+        state: RoutingState,
+        kind: RequestKind = "chat",
     ) -> tuple[Decision, Reservation | None, list[BudgetScope]]:
         try:
-            return await self.prepare(messages, model, request)
+            return await self.prepare(messages, model, request, state=state, kind=kind)
         except KeptLocalError as e:
             self.record_refusal(e, request_id)
             raise

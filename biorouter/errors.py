@@ -17,6 +17,7 @@ same errors it would see from LiteLLM alone.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,7 +30,38 @@ __all__ = [
     "RequestError",
     "RoutingError",
     "SelectionError",
+    "described",
+    "quoted_label",
 ]
+
+
+def described(value: object) -> str:
+    """What a request field holds, by kind only: error messages are logged, so they never echo its text.
+
+    A malformed field may well carry the prompt or an identifier (the fuzzers put a record number
+    in every shape they send), and LiteLLM logs the detail of every error it returns.
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a negative number" if value < 0 else f"a {type(value).__name__}"
+    if isinstance(value, str):
+        return f"a string of {len(value)} characters" if value else "an empty string"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+_LABEL = re.compile(r"[A-Za-z][\w./:-]{0,63}")
+
+
+def quoted_label(value: str) -> str:
+    """A client's label (a model, task or role name) quoted for an error message, or its kind if it is not a label."""
+    return f"'{value}'" if _LABEL.fullmatch(value) else described(value)
 
 
 @dataclass(frozen=True)

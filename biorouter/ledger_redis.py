@@ -438,6 +438,11 @@ class RedisLedger(Ledger):
     async def _reconcile(self) -> None:
         """PING; when Redis answers, use it again and deliver what was counted in memory meanwhile."""
         try:
+            if self._degraded:
+                # Connections idle through the outage point at a server that is gone: a restarted Redis
+                # closes them on first use, which would look like a new outage (measured: the ledger
+                # flapped for seconds after a restart under load). Only idle ones are dropped.
+                await self._client().connection_pool.disconnect(inuse_connections=False)
             await self._client().ping()
         except self._outage as e:
             self._went_down(e)

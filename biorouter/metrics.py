@@ -41,8 +41,12 @@ __all__ = [
     "record_budget_settled",
     "record_budget_usage",
     "record_classification",
+    "record_classifier_fallback",
     "record_decision",
+    "record_degraded",
+    "record_generation",
     "record_refusal",
+    "record_reload",
     "record_served",
     "serve",
     "serving_port",
@@ -112,6 +116,33 @@ BUDGET_LIMIT = Gauge(
     "biorouter_budget_limit_usd",
     "The limit of a budget scope (USD per period), from the active profile",
     ("scope", "period"),
+    registry=REGISTRY,
+)
+
+RELOADS = Counter(
+    "biorouter_reloads",
+    "Configuration reloads (SIGHUP or POST /biorouter/reload), by outcome: ok (swapped in) or rejected "
+    "(invalid files: the last good configuration kept serving)",
+    ("outcome",),
+    registry=REGISTRY,
+)
+CONFIG_GENERATION = Gauge(
+    "biorouter_config_generation",
+    "The configuration generation serving requests (1 at start, +1 per reload or profile switch)",
+    registry=REGISTRY,
+)
+DEGRADED = Gauge(
+    "biorouter_degraded",
+    "1 while a component runs in a degraded mode (ledger: Redis unreachable, spend counted in memory), else 0; "
+    "updated on each routed request",
+    ("component",),
+    registry=REGISTRY,
+)
+CLASSIFIER_FALLBACKS = Counter(
+    "biorouter_classifier_fallbacks",
+    "Requests classified by the lexical fallback instead of the embeddings, by reason: load (the encoder could "
+    "not be loaded) or request (the encoder failed on this request)",
+    ("reason",),
     registry=REGISTRY,
 )
 
@@ -185,6 +216,31 @@ def record_budget_settled(scopes: Iterable[BudgetScope], cost_usd: float) -> Non
     if cost_usd > 0:
         for scope in scopes:
             BUDGET_SPENT.labels(scope.key, scope.period).inc(cost_usd)
+
+
+@_never_raises
+def record_reload(outcome: Literal["ok", "rejected"], generation: int) -> None:
+    """Count a reload attempt and show the generation now serving."""
+    RELOADS.labels(outcome).inc()
+    CONFIG_GENERATION.set(generation)
+
+
+@_never_raises
+def record_generation(generation: int) -> None:
+    """Show the configuration generation now serving (after a profile switch)."""
+    CONFIG_GENERATION.set(generation)
+
+
+@_never_raises
+def record_degraded(component: str, degraded: bool) -> None:
+    """Whether ``component`` (e.g. ``ledger``) is degraded, as the latest request saw it."""
+    DEGRADED.labels(component).set(1 if degraded else 0)
+
+
+@_never_raises
+def record_classifier_fallback(reason: str) -> None:
+    """Count a request the lexical fallback classified (``reason``: ``load`` or ``request``)."""
+    CLASSIFIER_FALLBACKS.labels(reason).inc()
 
 
 def exposition() -> tuple[bytes, str]:

@@ -89,7 +89,11 @@ class OnnxTextEncoder:
 
         self.model_dir = model_dir
         onnx_path, fingerprint = ensure_exported(model_dir, cache_dir, precision)
-        self.fingerprint = f"onnx-{precision}-{fingerprint}"
+        # int8 quantises activations per call (one scale for the whole input tensor), so a text's
+        # vector would depend on the texts batched with it: int8 runs one text per call, which
+        # also measured no slower than padded batches (1.8 ms vs 2.3 ms per query in batches of 8).
+        self._batch = 1 if precision == "int8" else _SUB_BATCH
+        self.fingerprint = f"onnx-{precision}-{fingerprint}" + ("-single" if precision == "int8" else "")
         tokenizer_path = model_dir / "tokenizer.json"
         if not tokenizer_path.is_file():
             raise ClassifierError(
@@ -130,8 +134,8 @@ class OnnxTextEncoder:
         rows = [clip_tokens(e.ids, e.special_tokens_mask, budget, head) for e in encodings]
         order = sorted(range(len(rows)), key=lambda index: len(rows[index]))
         vectors: list[np.ndarray | None] = [None] * len(rows)
-        for chunk_start in range(0, len(order), _SUB_BATCH):
-            chunk = order[chunk_start : chunk_start + _SUB_BATCH]
+        for chunk_start in range(0, len(order), self._batch):
+            chunk = order[chunk_start : chunk_start + self._batch]
             for index, vector in zip(chunk, self._run([rows[index] for index in chunk]), strict=True):
                 vectors[index] = vector
         if not rows:

@@ -8,10 +8,14 @@ Rules, in order:
 1. A request that names a group directly (not ``auto``) passes through to it, unless it is
    local-only and the group is not local: then it is refused, or re-routed to the local groups
    its task would use when the profile says ``sensitive_cloud_request: reroute``.
-2. A client's task hint (``metadata.biorouter_task``) picks the route when it names a task of the
-   profile. No usable classification (empty text, classifier down, score below the profile's
-   ``min_confidence``) or a task the profile has no route for: the profile's default route.
-   Intelligence fails soft.
+2. An embedding request (``model: auto`` on ``/v1/embeddings``) takes the profile's
+   ``embedding_route``. A client's task hint (``metadata.biorouter_task``) picks the route when it
+   names a task of the profile. No usable classification (empty text, classifier down) or a task
+   the profile has no route for: the profile's default route. A score below the task's threshold
+   (``classifier.per_task``, else ``min_confidence``) is unsure: the default route, or with
+   ``when_unsure: safer_of_top_two`` the safer of the two best tasks' routes. Intelligence fails soft.
+2b. A route that lists ``tiers`` sends the request to its complexity tier's group (the estimate
+   comes with the signals; see :mod:`biorouter.complexity`); the route's ``allow_cloud`` still holds.
 3. Only groups that serve the request's kind (chat or embedding) are offered, and only groups
    whose context window (``max_input_tokens``) holds the prompt plus ``max_tokens``. When none of
    the route's groups does, the default route's and then the profile's other groups are tried
@@ -27,47 +31,86 @@ from __future__ import annotations
 
 from biorouter.catalogue import Catalogue
 from biorouter.decision import AUTO_MODELS, BudgetView, Decision, Mode, Signals
-from biorouter.errors import KeptLocalError, RequestError, RoutingError
+from biorouter.errors import KeptLocalError, RequestError, RoutingError, quoted_label
 from biorouter.profiles import Profile, Route
+from biorouter.strategies import attach_plan
 
 __all__ = ["DEFAULT_ROUTE", "decide", "local_only_rules"]
 
 DEFAULT_ROUTE = "default_route"  # the rule label of the profile's default route
+EMBEDDING = "embedding_route"  # the rule label of the profile's embedding route
 
 
-def _choose_route(signals: Signals, profile: Profile) -> tuple[Route, Mode, list[str]]:
+def _choose_route(signals: Signals, profile: Profile, catalogue: Catalogue) -> tuple[Route, Mode, list[str], str]:
+    """The route, the mode, why, and the route's label (its task, or ``default_route``)."""
+    if signals.kind == "embedding":
+        if profile.embedding_route is None:
+            raise RequestError(
+                f"profile '{profile.name}' has no embedding_route: name an embedding group as the model, "
+                "or add embedding_route to the profile"
+            )
+        return profile.embedding_route, "routed", ["embedding request -> the profile's embedding_route"], EMBEDDING
     if signals.task_hint is not None:
         route = profile.route_for(signals.task_hint)
         if route is None:
             known = ", ".join(sorted(profile.routes))
             raise RequestError(
-                f"unknown task '{signals.task_hint}' in metadata.biorouter_task (profile '{profile.name}' "
+                f"unknown task {quoted_label(signals.task_hint)} in metadata.biorouter_task (profile '{profile.name}' "
                 f"routes: {known})"
             )
-        return route, "routed", [f"client task hint '{signals.task_hint}' -> route"]
+        return route, "routed", [f"client task hint '{signals.task_hint}' -> route"], signals.task_hint
     if signals.classifier_error is not None:
-        return (
-            profile.default_route,
-            "default",
-            [f"classifier unavailable ({signals.classifier_error}): default route"],
-        )
+        why = f"classifier unavailable ({signals.classifier_error}): default route"
+        return profile.default_route, "default", [why], DEFAULT_ROUTE
     if signals.task is None:
-        return profile.default_route, "default", ["no user text to classify: default route"]
-    threshold = profile.classifier.min_confidence
+        return profile.default_route, "default", ["no user text to classify: default route"], DEFAULT_ROUTE
+    threshold = profile.classifier.threshold(signals.task)
     if signals.confidence < threshold:
-        return (
-            profile.default_route,
-            "default",
-            [f"task '{signals.task}' confidence {signals.confidence:.3f} below {threshold:.3f}: default route"],
-        )
+        unsure = f"task '{signals.task}' confidence {signals.confidence:.3f} below {threshold:.3f}"
+        if profile.classifier.when_unsure == "safer_of_top_two":
+            return _safer_of_top_two(signals, profile, catalogue, unsure)
+        return profile.default_route, "default", [f"{unsure}: default route"], DEFAULT_ROUTE
     route = profile.route_for(signals.task)
     if route is None:
-        return (
-            profile.default_route,
-            "default",
-            [f"profile has no route for task '{signals.task}': default route"],
-        )
-    return route, "routed", [f"task '{signals.task}' (confidence {signals.confidence:.3f}) -> route"]
+        why = f"profile has no route for task '{signals.task}': default route"
+        return profile.default_route, "default", [why], DEFAULT_ROUTE
+    return route, "routed", [f"task '{signals.task}' (confidence {signals.confidence:.3f}) -> route"], signals.task
+
+
+def _safer_of_top_two(
+    signals: Signals, profile: Profile, catalogue: Catalogue, unsure: str
+) -> tuple[Route, Mode, list[str], str]:
+    """Of the routes of the two best-scoring tasks, the one that keeps data safer.
+
+    Safest is a route with ``allow_cloud: false``, then one whose own group is local, then the
+    rest; on a tie the better-scoring task wins. A task without a route counts as the default
+    route, as it would when sure.
+    """
+    ranked = [task for task, _ in sorted(signals.scores.items(), key=lambda item: (-item[1], item[0]))[:2]]
+    if not ranked:
+        return profile.default_route, "default", [f"{unsure}: default route"], DEFAULT_ROUTE
+
+    def safety(task: str) -> int:
+        route = profile.route_for(task) or profile.default_route
+        local = route.group in catalogue.groups and catalogue.is_local(route.group)
+        return 2 if not route.allow_cloud else 1 if local else 0
+
+    best = max(ranked, key=lambda task: (safety(task), -ranked.index(task)))
+    names = " and ".join(f"'{task}'" for task in ranked)
+    why = ("keeps data local", "is served locally", "scores highest")[2 - safety(best)]
+    route = profile.route_for(best)
+    if route is None:
+        return profile.default_route, "default", [f"{unsure}: safer of {names} is the default route"], DEFAULT_ROUTE
+    return route, "routed", [f"{unsure}: safer of {names} is '{best}' ({why})"], best
+
+
+def _decided_task(signals: Signals, mode: Mode, label: str) -> str | None:
+    """The task the Decision shows: the routed task (which may be the safer second one), else the classifier's."""
+    if signals.kind == "embedding":
+        return None
+    if mode == "routed" and label not in (DEFAULT_ROUTE, EMBEDDING):
+        return label
+    return signals.task
 
 
 def local_only_rules(signals: Signals, profile: Profile, route: Route | None, route_label: str) -> tuple[str, ...]:
@@ -134,7 +177,7 @@ def _passthrough(signals: Signals, profile: Profile, catalogue: Catalogue) -> tu
     requested = signals.requested_model
     if requested not in catalogue.groups:
         known = ", ".join(catalogue.names())
-        raise RequestError(f"unknown model '{requested}': use 'auto' or a deployment group ({known})")
+        raise RequestError(f"unknown model {quoted_label(requested)}: use 'auto' or a deployment group ({known})")
     rules = local_only_rules(signals, profile, None, "")
     if not rules or catalogue.is_local(requested):
         return (
@@ -252,10 +295,16 @@ def decide(signals: Signals, profile: Profile, catalogue: Catalogue, budget: Bud
                 )
             return decision
 
-    route, mode, reasons = _choose_route(signals, profile)
+    route, mode, reasons, label = _choose_route(signals, profile, catalogue)
     reasons = prefix + reasons
-    label = (signals.task_hint or signals.task or DEFAULT_ROUTE) if mode == "routed" else DEFAULT_ROUTE
     rules = local_only_rules(signals, profile, route, label)
+    tier = None
+    if route.tiers and signals.complexity is not None:
+        tier = signals.complexity.tier
+        reasons.append(signals.complexity.explain())
+        if tier in route.tiers:
+            route = route.for_tier(tier)
+            reasons.append(f"tier {tier} -> '{route.group}'")
     local_only = bool(rules)
     chain = (route.group, *route.fallbacks)
     needed = _tokens_needed(signals, route)
@@ -299,20 +348,31 @@ def decide(signals: Signals, profile: Profile, catalogue: Catalogue, budget: Bud
         for key, value in (("max_tokens", route.max_tokens), ("temperature", route.temperature))
         if value is not None
     }
-    return Decision(
+    decision = Decision(
         profile=profile.name,
         mode=mode,
         group=allowed[0],
         fallbacks=tuple(allowed[1:]),
-        task=signals.task_hint or signals.task,
-        confidence=signals.confidence if signals.task is not None else None,
+        task=_decided_task(signals, mode, label),
+        confidence=signals.confidence if signals.task is not None and signals.kind == "chat" else None,
         scores=dict(signals.scores),
         local_only=local_only,
         local_only_rules=rules,
         local_only_reason=_reason(rules),
-        reasons=tuple(reasons),
+        reasons=(*reasons, *_classifier_notes(signals)),
         defaults=defaults,
         text_sha256=signals.text_sha256,
         estimated_cost_usd=budget.estimates.get(allowed[0]) if budget is not None else None,
         budget_warnings=budget.warnings if budget is not None else (),
+        tier=tier,
+        complexity=signals.complexity.score if tier is not None and signals.complexity is not None else None,
+        degraded=("classifier:lexical",) if signals.classifier_source == "lexical" else (),
     )
+    return attach_plan(decision, signals, profile, route, budget)  # race/ensemble/cascade: biorouter.strategies
+
+
+def _classifier_notes(signals: Signals) -> tuple[str, ...]:
+    """The reason to show when the task came from the lexical fallback (the encoder was down)."""
+    if signals.classifier_source != "lexical":
+        return ()
+    return (f"task from the lexical fallback classifier, degraded ({signals.classifier_fallback or 'encoder down'})",)

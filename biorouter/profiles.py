@@ -16,8 +16,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from biorouter.complexity import ComplexityConfig, Tier
 from biorouter.errors import ConfigError, Problem
 from biorouter.sensitivity import BUILTIN_RULE_NAMES, SensitivityDetector, compile_pattern
+from biorouter.strategies import StrategyPolicy, StrategySpec
 from biorouter.yamlfile import load_model
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "Route",
     "SensitivePattern",
     "TaskBudget",
+    "TierRoute",
     "load_profile",
     "load_profiles",
 ]
@@ -43,6 +46,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TierRoute(_Strict):
+    """Where requests of one complexity tier of a route go; the route's ``allow_cloud`` still applies."""
+
+    group: GroupName = Field(min_length=1, description="deployment group for this tier")
+    fallbacks: tuple[GroupName, ...] = Field(default=(), description="tried in order when the group fails")
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000, description="default when unset")
+
+    @model_validator(mode="after")
+    def _fallbacks_differ_from_group(self) -> TierRoute:
+        if self.group in self.fallbacks:
+            raise ValueError(f"fallbacks list the tier's own group '{self.group}'")
+        if len(set(self.fallbacks)) != len(self.fallbacks):
+            raise ValueError("fallbacks list a group twice")
+        return self
+
+
 class Route(_Strict):
     """Where one task goes: a deployment group, and the groups allowed to take over if it fails."""
 
@@ -51,6 +70,25 @@ class Route(_Strict):
     fallbacks: tuple[GroupName, ...] = Field(default=(), description="tried in order when the group fails")
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000, description="default when unset")
     temperature: float | None = Field(default=None, ge=0, le=2, description="default when unset")
+    tiers: dict[Tier, TierRoute] = Field(
+        default_factory=dict,
+        description="complexity tier (low, medium, high) -> where that tier goes; a tier not listed uses "
+        "the route's own group (see the profile's complexity: section)",
+    )
+    strategy: StrategySpec = Field(
+        default_factory=StrategySpec,
+        description="single (one call, the default) | race | ensemble | cascade over the route's allowed groups",
+    )
+
+    def for_tier(self, tier: Tier | None) -> Route:
+        """This route with the tier's group, fallbacks and max_tokens (itself when the tier is not listed)."""
+        chosen = self.tiers.get(tier) if tier is not None else None
+        if chosen is None:
+            return self
+        update: dict[str, object] = {"group": chosen.group, "fallbacks": chosen.fallbacks, "tiers": {}}
+        if chosen.max_tokens is not None:
+            update["max_tokens"] = chosen.max_tokens
+        return self.model_copy(update=update)
 
     @model_validator(mode="after")
     def _fallbacks_differ_from_group(self) -> Route:
@@ -81,9 +119,30 @@ class ClassifierPolicy(_Strict):
         default=0.1,
         ge=0,
         le=1,
-        description="below this score (0..1) the default route serves the request; on external prompts "
+        description="below this score (0..1) the request is unsure (see when_unsure); on external prompts "
         "right answers scored a median 0.31 and wrong ones 0.15 with the default encoder",
     )
+    per_task: dict[TaskName, float] = Field(
+        default_factory=dict,
+        description="task -> its own min_confidence (biorouter tune --data FILE proposes them)",
+    )
+    when_unsure: Literal["default_route", "safer_of_top_two"] = Field(
+        default="default_route",
+        description="an unsure request goes to the default route, or to the safer (local) of the routes of "
+        "the two best-scoring tasks",
+    )
+
+    @field_validator("per_task")
+    @classmethod
+    def _thresholds_in_range(cls, value: dict[str, float]) -> dict[str, float]:
+        for task, threshold in value.items():
+            if not 0 <= threshold <= 1:
+                raise ValueError(f"threshold of '{task}' must be between 0 and 1, not {threshold}")
+        return value
+
+    def threshold(self, task: str) -> float:
+        """The confidence ``task`` needs before its route is trusted."""
+        return self.per_task.get(task, self.min_confidence)
 
 
 class Behaviour(_Strict):
@@ -189,6 +248,17 @@ class Profile(_Strict):
     behaviour: Behaviour = Field(default_factory=Behaviour)
     governance: Governance = Field(default_factory=Governance)
     costs: Costs = Field(default_factory=Costs)
+    complexity: ComplexityConfig = Field(
+        default_factory=ComplexityConfig, description="the tier estimator for routes that list tiers"
+    )
+    embedding_route: Route | None = Field(
+        default=None,
+        description='where /v1/embeddings and biorouter.aembedding() with model "auto" go (embedding groups)',
+    )
+    strategies: StrategyPolicy = Field(
+        default_factory=StrategyPolicy,
+        description="strategies a request may ask for in metadata.biorouter_strategy (none by default)",
+    )
 
     @field_validator("name")
     @classmethod
@@ -201,8 +271,11 @@ class Profile(_Strict):
         return self.routes.get(task)
 
     def groups(self) -> set[GroupName]:
-        """Every group this profile may send traffic to."""
+        """Every group this profile may send traffic to (tiers and the embedding route included)."""
         routes = [self.default_route, *self.routes.values()]
+        routes += [r.for_tier(tier) for r in self.routes.values() for tier in r.tiers]
+        if self.embedding_route is not None:
+            routes.append(self.embedding_route)
         return {g for r in routes for g in (r.group, *r.fallbacks)}
 
 

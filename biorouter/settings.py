@@ -124,6 +124,37 @@ class ClassifierSettings(_Strict):
         description="ONNX Runtime threads per encoder call; 1 measured best on 2 cores (the other serves the "
         "event loop and the sensitivity scan); more help long prompts on bigger machines",
     )
+    head_weight: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=10.0,
+        description="weight of a softmax-regression head, trained at load on the utterance embeddings, blended "
+        "with the nearest-utterance vote (0: vote only); 1 measured +3 points on external prompts",
+    )
+    lexical_weight: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=10.0,
+        description="weight of the lexical classifier's probabilities in the blend (0: only as the fallback); "
+        "it helped prompts worded like the utterances but not external ones, so it is off",
+    )
+    fallback: Literal["lexical", "none"] = Field(
+        default="lexical",
+        description="when the encoder cannot load or fails on a request: 'lexical' classifies by words "
+        "(degraded, shown in the Decision and metrics); 'none' leaves the request to the default route",
+    )
+    retry_after_s: float = Field(
+        default=30.0,
+        ge=0.0,
+        le=86_400.0,
+        description="after the encoder failed to load, wait this long before trying again (in the background; "
+        "requests meanwhile use the fallback)",
+    )
+    centre_vectors: bool = Field(
+        default=True,
+        description="subtract the mean utterance vector from utterance and request vectors before comparing "
+        "them (spreads crowded cosine similarities; +1 to 1.5 points on external prompts)",
+    )
 
 
 class LedgerSettings(_Strict):

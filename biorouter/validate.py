@@ -83,12 +83,27 @@ def check_profile(source: str, profile: Profile, catalogue: Catalogue, tasks: Ma
     _check_route(source, ("default_route",), profile.default_route, catalogue, problems)
     for task, route in profile.routes.items():
         _check_route(source, ("routes", task), route, catalogue, problems)
+        for tier in route.tiers:
+            _check_route(source, ("routes", task, "tiers", tier), route.for_tier(tier), catalogue, problems)
         if tasks and task not in tasks:
             problems.append(
                 Problem(
                     source, ("routes", task), f"no utterances/{task}.txt: the classifier cannot recognise this task"
                 )
             )
+    if profile.embedding_route is not None:
+        _check_route(source, ("embedding_route",), profile.embedding_route, catalogue, problems)
+        route = profile.embedding_route
+        for where, group in (
+            (("group",), route.group),
+            *((("fallbacks", i), g) for i, g in enumerate(route.fallbacks)),
+        ):
+            if group in catalogue.groups and catalogue.groups[group].mode != "embedding":
+                message = (
+                    f"'{group}' serves {catalogue.groups[group].mode} models, not embeddings (skipped at run time)"
+                )
+                problems.append(Problem(source, ("embedding_route", *where), message, "warning"))
+    problems.extend(strategy_problems(source, profile, catalogue))
     no_local_group = not any(catalogue.is_local(g) for g in profile.groups())
     if catalogue.groups and no_local_group and not profile.governance.cloud_only:
         problems.append(
@@ -191,3 +206,62 @@ def validate_all(settings: Settings, *, litellm_config: Path | None = None) -> V
         tasks=tasks,
         groups={name: group.locality for name, group in sorted(catalogue.groups.items())},
     )
+
+
+# -- orchestration strategies (biorouter.strategies) -------------------------------------------------------
+
+
+def _check_strategy(
+    source: str, where: tuple[str | int, ...], route: Route, catalogue: Catalogue, problems: list[Problem]
+) -> None:
+    """A route's strategy against the groups the route offers: judge among them, n not above them."""
+    spec = route.strategy
+    if spec.kind == "single":
+        return
+    chain = [g for g in (route.group, *route.fallbacks) if g in catalogue.groups]
+    if not route.allow_cloud:
+        chain = [g for g in chain if catalogue.is_local(g)]
+    if spec.judge is not None:
+        if spec.judge not in catalogue.groups:
+            problems.append(Problem(source, (*where, "judge"), _unknown_group(spec.judge, catalogue)))
+        elif spec.judge not in chain:
+            problems.append(
+                Problem(
+                    source,
+                    (*where, "judge"),
+                    f"judge '{spec.judge}' is not one of the groups this route may use ({', '.join(chain)}): "
+                    "add it to the route's fallbacks",
+                )
+            )
+    answering = [g for g in chain if g != spec.judge]
+    wanted = spec.n or (2 if spec.kind != "cascade" else len(answering))
+    if len(answering) < 2:
+        problems.append(
+            Problem(
+                source,
+                (*where, "kind"),
+                f"'{spec.kind}' needs at least two groups to answer, the route offers {len(answering)} "
+                f"({', '.join(answering) or 'none'}): add fallbacks or use single",
+            )
+        )
+    elif wanted > len(answering):
+        problems.append(
+            Problem(
+                source,
+                (*where, "n"),
+                f"n is {wanted} but the route offers {len(answering)} groups to answer ({', '.join(answering)})",
+            )
+        )
+
+
+def strategy_problems(source: str, profile: Profile, catalogue: Catalogue) -> list[Problem]:
+    """Reference checks of every route's strategy and of the strategies requests may ask for."""
+    problems: list[Problem] = []
+    _check_strategy(source, ("default_route", "strategy"), profile.default_route, catalogue, problems)
+    for task, route in profile.routes.items():
+        _check_strategy(source, ("routes", task, "strategy"), route, catalogue, problems)
+    for index, spec in enumerate(profile.strategies.requestable):
+        if spec.judge is not None and spec.judge not in catalogue.groups:
+            where = ("strategies", "requestable", index, "judge")
+            problems.append(Problem(source, where, _unknown_group(spec.judge, catalogue)))
+    return problems

@@ -26,8 +26,10 @@ COMMANDS = {
     "profiles": "biorouter.cli.profiles",
     "select": "biorouter.cli.select",
     "status": "biorouter.cli.status",
+    "reload": "biorouter.cli.reload",
     "spend": "biorouter.cli.spend",
     "prepare": "biorouter.cli.prepare",
+    "tune": "biorouter.cli.tune",
 }
 
 

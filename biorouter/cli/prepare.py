@@ -24,6 +24,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from biorouter.classifier import TaskClassifier
+    from biorouter.complexity import read_tier_examples
     from biorouter.settings import load_settings
 
     settings = load_settings()
@@ -36,5 +37,20 @@ def run(args: argparse.Namespace) -> int:
     documents = embedder.documents
     counts = f"{documents.misses} embedded, {documents.hits} from the cache" if documents is not None else "no cache"
     print(f"encoder {embedder.fingerprint} ready in {elapsed:.1f} s; utterances: {counts}")
+    for folder in _tier_example_folders(settings):
+        examples = read_tier_examples(folder)
+        lines = [line for tier in examples.values() for line in tier]
+        if lines:
+            embedder.embed_documents(lines)
+            print(f"complexity examples: {len(lines)} lines of {folder}")
     print(f"cache: {settings.cache_path}")
     return 0
+
+
+def _tier_example_folders(settings: Any) -> list[Any]:
+    """The tiered example folders the profiles name (each embedded once, like the utterances)."""
+    from biorouter.profiles import load_profiles
+
+    profiles = load_profiles(settings.profiles_path, display_root=settings.home)
+    named = {p.complexity.examples for p in profiles.values() if p.complexity.examples is not None}
+    return sorted(settings.home / folder for folder in named)

@@ -34,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"task        {decision.task or '-'}  (confidence {decision.confidence or 0:.3f})")
     print(f"group       {decision.group}  [{engine.catalogue.groups[decision.group].locality}]")
     print(f"fallbacks   {', '.join(decision.fallbacks) or '-'}")
+    if decision.tier is not None:
+        print(f"tier        {decision.tier}  (complexity {decision.complexity or 0:.2f})")
     local = f"  LOCAL ONLY: {decision.local_only_reason}" if decision.local_only else ""
     print(f"mode        {decision.mode}{local}")
     for reason in decision.reasons:

@@ -72,6 +72,15 @@ def _print_status(payload: dict[str, Any]) -> None:
     for warning in session.get("warnings") or ():
         print(f"warning     {warning}")
     print(f"since       {session['started_at']}  (up {session['uptime_s']:.0f} s)")
+    if "generation" in payload:
+        print(f"config      generation {payload['generation']}, loaded {payload['loaded_at']}")
+    last = payload.get("last_reload")
+    if last:
+        print(f"last reload {last['at']}: {last['outcome']} ({last['reason']}, by {last['by']})")
+        for problem in last.get("problems") or ():
+            print(f"  {problem}")
+    for degraded in payload.get("degraded") or ():
+        print(f"degraded    {degraded}")
     print(
         f"requests    {totals['requests']}  errors {totals['errors']}  refused (kept local) {totals['refused']}  "
         f"cost ${totals['cost_usd']:.4f}"

@@ -3,6 +3,9 @@
     GET  /biorouter/status    any valid key: the active profile, how it was chosen, session counters
     GET  /biorouter/metrics   any valid key: biorouter's Prometheus metrics (docs/operations.md)
     POST /biorouter/profile   proxy admin (the master key) only: {"profile": "...", "reason": "..."}
+    POST /biorouter/reload    proxy admin only: re-read profiles/ and utterances/, validate, swap
+                              ({"reason": "..."} optional); 400 lists every problem, the last good
+                              configuration serves on (SIGHUP to the proxy process does the same)
 
 All use LiteLLM's own key check (``user_api_key_auth``), so they need the same ``Authorization:
 Bearer`` header as the chat endpoints. A switch is logged with who asked and why, and it is the only
@@ -14,21 +17,31 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
 from biorouter import metrics
 from biorouter.engine import BioRouter
 from biorouter.errors import ConfigError
+from biorouter.reload import RoutingState
 
-__all__ = ["METRICS_PATH", "STATUS_PATH", "SWITCH_PATH", "SwitchRequest", "register_routes"]
+__all__ = [
+    "METRICS_PATH",
+    "RELOAD_PATH",
+    "STATUS_PATH",
+    "SWITCH_PATH",
+    "ReloadRequest",
+    "SwitchRequest",
+    "register_routes",
+]
 
 logger = logging.getLogger("biorouter.proxy")
 
 STATUS_PATH = "/biorouter/status"
 METRICS_PATH = "/biorouter/metrics"
 SWITCH_PATH = "/biorouter/profile"
+RELOAD_PATH = "/biorouter/reload"
 
 
 class SwitchRequest(BaseModel):
@@ -36,18 +49,37 @@ class SwitchRequest(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
+class ReloadRequest(BaseModel):
+    reason: str = Field(default="admin reload", min_length=1, max_length=500)
+
+
+class Reload(Protocol):
+    def __call__(self, *, reason: str, by: str) -> Awaitable[RoutingState]: ...
+
+
 def status_payload(engine: BioRouter) -> dict[str, Any]:
     summary = engine.session.summary()
     fits = engine.selection.fits if engine.selection is not None else ()
+    state = engine.state
     return {
-        "profile": engine.profile.name,
+        "profile": state.profile.name,
         "session": summary.model_dump(mode="json"),
         "profiles": [fit.model_dump(mode="json") for fit in fits],
+        "generation": state.generation,
+        "loaded_at": state.loaded_at.isoformat(),
+        "last_reload": engine.last_reload.model_dump(mode="json") if engine.last_reload is not None else None,
+        "degraded": [
+            *(["ledger:unavailable"] if engine.ledger.degraded else []),
+            *(["classifier:lexical"] if state.classifier.degraded else []),
+        ],
     }
 
 
-def register_routes(app: Any, engine: Callable[[], Awaitable[BioRouter]]) -> None:
-    """Add the routes to the proxy's FastAPI ``app``; ``engine`` returns the hook's (lazily built) engine."""
+def register_routes(app: Any, engine: Callable[[], Awaitable[BioRouter]], *, reload: Reload | None = None) -> None:
+    """Add the routes to the proxy's FastAPI ``app``; ``engine`` returns the hook's (lazily built) engine.
+
+    ``reload`` (the hook's) reloads the configuration; without it the engine's own ``reload`` is used.
+    """
     from fastapi import Depends, HTTPException, Response
     from litellm.proxy._types import LitellmUserRoles, UserAPIKeyAuth
     from litellm.proxy.auth.user_api_key_auth import user_api_key_auth
@@ -69,6 +101,25 @@ def register_routes(app: Any, engine: Callable[[], Awaitable[BioRouter]]) -> Non
             raise HTTPException(status_code=400, detail=f"biorouter: {e}") from e
         return status_payload(current)
 
+    async def biorouter_reload(
+        body: ReloadRequest | None = None,
+        user: UserAPIKeyAuth = Depends(user_api_key_auth),  # noqa: B008
+    ) -> dict[str, Any]:
+        if user.user_role != LitellmUserRoles.PROXY_ADMIN:
+            raise HTTPException(status_code=403, detail="biorouter: reloading needs the proxy admin key")
+        who = f"proxy admin ({user.key_alias or 'master key'})"
+        reason = (body or ReloadRequest()).reason
+        try:
+            if reload is not None:
+                await reload(reason=reason, by=who)
+            else:
+                await (await engine()).reload(reason=reason, by=who)
+        except ConfigError as e:
+            problems = "\n".join(f"  {p}" for p in e.problems)
+            detail = f"biorouter: reload rejected; the last good configuration serves on:\n{problems}"
+            raise HTTPException(status_code=400, detail=detail) from e
+        return status_payload(await engine())
+
     async def biorouter_metrics(user: UserAPIKeyAuth = Depends(user_api_key_auth)) -> Response:  # noqa: B008
         body, content_type = metrics.exposition()
         return Response(content=body, media_type=content_type)
@@ -76,4 +127,11 @@ def register_routes(app: Any, engine: Callable[[], Awaitable[BioRouter]]) -> Non
     app.add_api_route(STATUS_PATH, biorouter_status, methods=["GET"], tags=["biorouter"])
     app.add_api_route(METRICS_PATH, biorouter_metrics, methods=["GET"], tags=["biorouter"])
     app.add_api_route(SWITCH_PATH, biorouter_switch_profile, methods=["POST"], tags=["biorouter"])
-    logger.info("biorouter endpoints: GET %s, GET %s, POST %s (admin)", STATUS_PATH, METRICS_PATH, SWITCH_PATH)
+    app.add_api_route(RELOAD_PATH, biorouter_reload, methods=["POST"], tags=["biorouter"])
+    logger.info(
+        "biorouter endpoints: GET %s, GET %s, POST %s and POST %s (admin)",
+        STATUS_PATH,
+        METRICS_PATH,
+        SWITCH_PATH,
+        RELOAD_PATH,
+    )

@@ -41,7 +41,10 @@ from biorouter.engine import BioRouter
 from biorouter.errors import BiorouterError, ConfigError, KeptLocalError, Problem, RequestError, RoutingError
 from biorouter.guard import LocalOnlyGuard, decision_summary, deployment_locality
 from biorouter.ledger import BudgetScope, Reservation
+from biorouter.proxy.strategy import is_inner_call, outcome_headers, strategy_arguments
+from biorouter.reload import RoutingState, install_sighup
 from biorouter.request_view import request_messages
+from biorouter.sensitivity import SensitivityDetector
 from biorouter.session import response_cost
 from biorouter.settings import load_settings
 
@@ -50,6 +53,7 @@ __all__ = ["BiorouterProxyHook", "proxy_handler_instance"]
 logger = logging.getLogger("biorouter.proxy")
 
 _CHAT_CALLS = frozenset({"completion", "acompletion", "text_completion", "atext_completion"})
+_EMBEDDING_CALLS = frozenset({"embeddings", "aembedding", "embedding"})
 _TEXT_FIELDS = ("messages", "input", "prompt")
 
 
@@ -102,6 +106,23 @@ def _request_id(data: Mapping[str, Any]) -> str:
     return str(data.get("litellm_call_id") or "-")
 
 
+def _internal_error(error: Exception, data: Mapping[str, Any]) -> HTTPException:
+    """An unexpected exception in biorouter's own code: a 500 that says so, with a request id to grep.
+
+    Bad input is a RequestError (400) by design, found by the bad-request tests and the fuzzers;
+    anything else escaping the decision path is a bug of ours, so it stays a 500 -- calling it a
+    400 would blame the client -- but a labelled one, with the traceback in the proxy log instead
+    of LiteLLM's bare exception text. The request is not routed (governance fails closed).
+    """
+    request_id = _request_id(data)
+    logger.exception("biorouter internal error on request %s", request_id)
+    detail = (
+        f"biorouter internal error ({type(error).__name__}) on request {request_id}: "
+        "a bug in biorouter, not in the request; the proxy log has the traceback"
+    )
+    return HTTPException(status_code=500, detail=detail)
+
+
 def _on_proxy_shutdown(server: Any, action: Any) -> None:
     """Run ``action`` when the proxy shuts down.
 
@@ -134,10 +155,17 @@ class BiorouterProxyHook(LocalOnlyGuard):
         server = sys.modules.get("litellm.proxy.proxy_server")
         if server is not None and getattr(server, "app", None) is not None:  # inside a running proxy
             from biorouter.proxy.admin import register_routes
+            from biorouter.proxy.compat import patch_auth_errors_without_prisma
 
-            register_routes(server.app, self.engine)
+            patch_auth_errors_without_prisma()  # a wrong key is a 401, not a 500 (see compat.py)
+            from biorouter.proxy.body_shape import patch_unreadable_bodies
+
+            patch_unreadable_bodies()  # a JSON array as the body is a 400, not a 500 (see body_shape.py)
+            register_routes(server.app, self.engine, reload=self.reload)
             _on_proxy_shutdown(server, self._log_session_summary)
             _serve_metrics()
+            if install_sighup(self._reload_on_signal):
+                logger.info("biorouter: SIGHUP reloads profiles/ and utterances/ (pid %d)", os.getpid())
         if warmup if warmup is not None else os.environ.get("BIOROUTER_WARMUP") == "1":
             threading.Thread(target=self._warm, name="biorouter-warmup", daemon=True).start()
 
@@ -154,6 +182,29 @@ class BiorouterProxyHook(LocalOnlyGuard):
         except BiorouterError as e:
             logger.error("biorouter warm-up failed (requests will report it): %s", e)
 
+    @property
+    def detector(self) -> SensitivityDetector:
+        """Undecided requests are scanned with the active profile's own patterns (the guard reads this)."""
+        engine = self._engine
+        return engine.detector if engine is not None else self._default_detector
+
+    @detector.setter
+    def detector(self, value: SensitivityDetector) -> None:  # the guard's constructor sets the built-in rules
+        self._default_detector = value
+
+    async def reload(self, *, reason: str, by: str) -> RoutingState:
+        """Reload profiles/ and utterances/ into the engine (built first if no request came yet)."""
+        engine = await self.engine()
+        return await engine.reload(reason=reason, by=by)
+
+    async def _reload_on_signal(self) -> None:
+        try:
+            await self.reload(reason="SIGHUP", by="signal")
+        except BiorouterError:
+            pass  # logged with every problem by the engine; the last good configuration serves on
+        except Exception:
+            logger.exception("biorouter reload on SIGHUP failed; the last good configuration serves on")
+
     def _log_session_summary(self) -> None:
         if self._engine is not None:
             self._engine.session.log_summary()
@@ -161,7 +212,6 @@ class BiorouterProxyHook(LocalOnlyGuard):
     def _build_engine(self) -> BioRouter:
         classifier = self._shared_classifier()
         engine = BioRouter.from_settings(model_list=_proxy_model_list(), classifier=classifier)
-        self.detector = engine.detector  # undecided requests are scanned with the profile's own patterns
         logger.info(
             "biorouter active profile '%s' over groups: %s", engine.profile.name, ", ".join(engine.catalogue.names())
         )
@@ -179,20 +229,28 @@ class BiorouterProxyHook(LocalOnlyGuard):
     async def async_pre_call_hook(
         self, user_api_key_dict: Any, cache: Any, data: dict[str, Any], call_type: str
     ) -> dict[str, Any]:
-        for key in ("metadata", "litellm_metadata"):  # a client never supplies biorouter's own records
-            if isinstance(data.get(key), dict):
-                data[key].pop(METADATA_KEY, None)
-                data[key].pop(BUDGET_KEY, None)
+        params = data.get("litellm_params")  # the guard reads a decision there too (logging callbacks' shape)
+        nested = params.get("metadata") if isinstance(params, dict) else None
+        for metadata in (data.get("metadata"), data.get("litellm_metadata"), nested):
+            if isinstance(metadata, dict):  # a client never supplies biorouter's own records
+                metadata.pop(METADATA_KEY, None)
+                metadata.pop(BUDGET_KEY, None)
         messages = request_messages(data)
         if call_type not in _CHAT_CALLS and (messages is None or not data.get("model")):
             return data  # nothing to judge (files, batches, model lists...)
+        if messages is None and "messages" not in data:  # LiteLLM reads a body it cannot decode as {}
+            detail = "the request has no 'messages' (a list of message objects) or 'prompt'; is the body UTF-8 JSON?"
+            raise HTTPException(status_code=400, detail=f"biorouter: {detail}")
         held: Reservation | None = None
         scopes: list[BudgetScope] = []
         try:
             engine = await self.engine()
+            state = engine.state  # one configuration snapshot for this request, whatever a reload does
             model = str(data.get("model") or "auto")
             if call_type in _CHAT_CALLS:
-                decision, held, scopes = await engine.prepare(messages, model, data)
+                decision, held, scopes = await engine.prepare(messages, model, data, state=state)
+            elif call_type in _EMBEDDING_CALLS:
+                decision = await engine.aroute(messages, model, request=data, kind="embedding")
             else:
                 decision = await engine.aroute(messages, model, task=task_hint(data))
         except RequestError as e:
@@ -206,13 +264,25 @@ class BiorouterProxyHook(LocalOnlyGuard):
         except ConfigError as e:
             logger.error("biorouter configuration error: %s", e)
             raise HTTPException(status_code=500, detail=f"biorouter configuration error: {e}") from e
+        except BiorouterError as e:  # the classifier or the profile selection failed: ours, not the client's
+            logger.error("biorouter could not route a request: %s", e)
+            raise HTTPException(status_code=500, detail=f"biorouter: {e}") from e
+        except HTTPException:
+            raise
+        except Exception as e:
+            raise _internal_error(e, data) from e
         logger.info(decision.log_line())
-        if call_type in _CHAT_CALLS:
-            data.update(litellm_arguments(decision, data, engine.profile))
+        if call_type in _EMBEDDING_CALLS and decision.mode != "passthrough":  # "auto": the embedding route
+            data.update(litellm_arguments(decision, data, state.profile))
+            data.pop("context_window_fallbacks", None)
+        elif call_type in _CHAT_CALLS:
+            data.update(litellm_arguments(decision, data, state.profile))
             data["metadata"][BUDGET_KEY] = {
                 "reservation": held.model_dump(mode="json") if held is not None else None,
                 "scopes": [scope.model_dump(mode="json") for scope in scopes],
             }
+            if decision.strategy is not None and decision.strategy.fans_out:  # race/ensemble/cascade
+                data.update(strategy_arguments(decision))  # served by biorouter.proxy.strategy
         else:  # governance only: the client named its group; keep LiteLLM's shape for this call type
             key = "litellm_metadata" if isinstance(data.get("litellm_metadata"), dict) else "metadata"
             data[key] = {**(data.get(key) or {}), METADATA_KEY: decision.summary()}
@@ -254,6 +324,8 @@ class BiorouterProxyHook(LocalOnlyGuard):
         summary = decision_summary(kwargs)
         if summary is None or self._engine is None:
             return
+        if is_inner_call(kwargs) or (summary.get("strategy") or {}).get("kind", "single") != "single":
+            return  # a strategy counts its own calls, once each (biorouter.orchestrate.serve_plan)
         params = kwargs.get("litellm_params") or {}
         info = params.get("model_info") or kwargs.get("model_info") or {}
         metadata = params.get("metadata") or {}
@@ -293,7 +365,7 @@ class BiorouterProxyHook(LocalOnlyGuard):
         summary = metadata.get(METADATA_KEY) if isinstance(metadata, Mapping) else None
         if not isinstance(summary, Mapping):
             return None
-        return Decision.model_validate(summary).headers()
+        return {**Decision.model_validate(summary).headers(), **outcome_headers(response)}
 
 
 proxy_handler_instance = BiorouterProxyHook()

@@ -43,6 +43,9 @@ def standin_config(config: Mapping[str, Any], api_bases: Mapping[str, str]) -> d
     model_list = []
     for entry in result.get("model_list", []):
         group = entry.get("model_name")
+        if str((entry.get("litellm_params") or {}).get("model", "")).startswith("biorouter/"):
+            model_list.append(entry)  # biorouter's own pseudo group (strategies) runs in the proxy: kept as is
+            continue
         if group not in api_bases:
             continue
         entry["litellm_params"] = {
@@ -145,6 +148,13 @@ class ProxyProcess:
 
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int:
+        """The proxy's process id (SIGHUP to it reloads biorouter's configuration)."""
+        if self._proc is None:
+            raise RuntimeError("the proxy is not started")
+        return self._proc.pid
 
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:

@@ -153,6 +153,14 @@ class StandIn(ManagedProcess):
     def clear_fault(self) -> None:
         self._call("POST", "/admin/fault/clear")
 
+    def set_canary(self, regex: str | None) -> dict[str, Any]:
+        """Count requests carrying text that matches ``regex`` (stats ``canary_hits``); None switches it off."""
+        return self._call("POST", "/admin/canary", json={"regex": regex})
+
+    def set_answer(self, content: str | None) -> dict[str, Any]:
+        """Answer every chat request with ``content`` (None: echo the request again, the default)."""
+        return self._call("POST", "/admin/answer", json={"content": content})
+
 
 class StandInFleet:
     """Several stand-ins started concurrently; ``fleet[name]`` is one of them."""

@@ -4,9 +4,12 @@ No real model runs on the machines where biorouter is developed and tested, so t
 serves a small, deterministic imitation of the OpenAI wire format that the vLLM servers and
 cloud APIs speak: ``/v1/chat/completions`` (streaming included), ``/v1/embeddings`` and
 ``/v1/models``.  Answers merely echo the request and name the deployment (``[NAME] ...``), so a
-test can tell which upstream LiteLLM routed a call to.  Faults (errors, latency, a dead server)
+test can tell which upstream LiteLLM routed a call to (``/admin/answer`` sets a fixed answer
+instead, for tests of votes and answer checks).  Faults (errors, latency, a dead server)
 can be injected from the command line or at run time via ``/admin/fault``; ``/stats`` counts
-what arrived.  Run it with ``python -m biorouter.testing.upstream --port P --name NAME``.
+what arrived, including ``canary_hits``: requests carrying text that matches the ``/admin/canary``
+regex, i.e. data that must never reach this upstream (governance checks from the outside).
+Run it with ``python -m biorouter.testing.upstream --port P --name NAME``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import logging
 import math
 import os
 import random
+import re
 import signal
 import struct
 import sys
@@ -48,23 +52,34 @@ class Fault(BaseModel):
     fail_next: int = Field(default=0, ge=0, le=1_000_000, description="the next N API calls fail with `status`")
 
 
+class CannedAnswer(BaseModel):
+    """A fixed chat answer instead of the echo (``/admin/answer``), for tests of votes and answer checks."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    content: str | None = Field(default=None, max_length=100_000, description="None: echo the request as usual")
+
+
 class _State:
     def __init__(self, name: str, fault: Fault, seed: int | None) -> None:
         self.name = name
         self.fault = fault
         self.rng = random.Random(seed)
         self.serial = 0
+        self.canary: re.Pattern[str] | None = None  # see _count_canary; kept across /admin/reset
         self.reset()
 
     def reset(self) -> None:
+        self.answer = CannedAnswer()  # /admin/reset echoes again, as a fresh stand-in does
         self.requests = 0
         self.chat_requests = 0
         self.embedding_requests = 0
         self.errors_injected = 0
+        self.canary_hits = 0
         self.last_models: deque[str] = deque(maxlen=20)
 
     def stats(self) -> JsonDict:
-        counters = ("requests", "chat_requests", "embedding_requests", "errors_injected")
+        counters = ("requests", "chat_requests", "embedding_requests", "errors_injected", "canary_hits")
         return {
             "name": self.name,
             **{c: getattr(self, c) for c in counters},
@@ -114,6 +129,7 @@ async def _admit(request: web.Request, chat: bool) -> tuple[Any, web.StreamRespo
     state = request.app[STATE]
     body = await _read_json(request)
     state.requests += 1
+    _count_canary(state, body)
     if chat:
         state.chat_requests += 1
     else:
@@ -165,6 +181,8 @@ async def _chat(request: web.Request) -> web.StreamResponse:
         echo = echo[: _ECHO_CHARS - 3] + "..."
     plural = "" if len(messages) == 1 else "s"
     answer = f"[{state.name}] received {len(messages)} message{plural}; last user turn: '{echo}'"
+    if state.answer.content is not None:
+        answer = state.answer.content
     prompt = max(1, sum(_words(_text_of(m.get("content"))) for m in messages))
     completion = _words(answer)
     usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
@@ -281,16 +299,79 @@ async def _set_fault(request: web.Request) -> web.StreamResponse:
     return web.json_response(fault.model_dump())
 
 
-def build_app(name: str, fault: Fault | None = None, seed: int | None = None) -> web.Application:
+async def _answer(request: web.Request) -> web.StreamResponse:
+    """GET: the canned answer; POST ``{"content": "..."}`` sets it, ``{}`` or ``{"content": null}`` echoes again."""
+    state = request.app[STATE]
+    if request.method == "POST":
+        body = await _read_json(request) if request.can_read_body else {}
+        try:
+            state.answer = CannedAnswer.model_validate(body or {})
+        except ValidationError as exc:
+            return _error(400, _describe(exc).replace("invalid fault", "invalid answer"))
+    return web.json_response(state.answer.model_dump())
+
+
+# -- governance canary ---------------------------------------------------------------------
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string in a parsed JSON body (keys too), however deep."""
+    found: list[str] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            found.append(item)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+def _count_canary(state: _State, body: Any) -> None:
+    """Count a request carrying text the canary regex matches: data that must never reach this upstream.
+
+    A cloud stand-in given the sensitivity patterns as its canary proves governance from the
+    outside: ``canary_hits`` stays 0 when no sensitive request reached it, whatever failed on the
+    way. Matched on each parsed string, not the raw bytes, so JSON escaping cannot hide a hit. It
+    counts on arrival, before any fault: a down or failing upstream still received the data.
+    """
+    if state.canary is not None and any(state.canary.search(text) for text in _strings(body)):
+        state.canary_hits += 1
+
+
+async def _canary(request: web.Request) -> web.StreamResponse:
+    """GET: the canary regex; POST ``{"regex": "..."}`` sets it, ``{"regex": null}`` switches it off."""
+    state = request.app[STATE]
+    if request.method == "POST":
+        body = await _read_json(request) if request.can_read_body else {}
+        regex = body.get("regex") if isinstance(body, dict) else None
+        if regex is not None and not isinstance(regex, str):
+            return _error(400, 'canary must be a JSON object {"regex": string or null}')
+        try:
+            state.canary = re.compile(regex) if regex else None
+        except re.error as exc:
+            return _error(400, f"invalid canary regex: {exc}")
+    return web.json_response({"regex": state.canary.pattern if state.canary else None, "hits": state.canary_hits})
+
+
+def build_app(
+    name: str, fault: Fault | None = None, seed: int | None = None, canary: str | None = None
+) -> web.Application:
     """The stand-in as an aiohttp application (for in-process use or ``web.run_app``)."""
     app = web.Application(client_max_size=64 * 1024**2)
     app[STATE] = _State(name, fault or Fault(), seed)
+    app[STATE].canary = re.compile(canary) if canary else None
     for prefix in ("/v1", ""):  # OpenAI paths, with and without the /v1 prefix
         app.add_routes([web.post(f"{prefix}/chat/completions", _chat), web.get(f"{prefix}/models", _models)])
         app.add_routes([web.post(f"{prefix}/embeddings", _embeddings)])
     app.add_routes([web.get("/health", _health), web.get("/stats", _stats), web.post("/admin/reset", _reset)])
     app.add_routes([web.get("/admin/fault", _get_fault), web.post("/admin/fault", _set_fault)])
     app.add_routes([web.post("/admin/fault/clear", _clear_fault)])
+    app.add_routes([web.get("/admin/canary", _canary), web.post("/admin/canary", _canary)])
+    app.add_routes([web.get("/admin/answer", _answer), web.post("/admin/answer", _answer)])
     return app
 
 
@@ -308,6 +389,7 @@ def _parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Fault]:
     parser.add_argument("--down", action="store_true", help="drop API connections without answering")
     parser.add_argument("--seed", type=int, default=None, help="seed of the error-injection RNG")
     parser.add_argument("--access-log", action="store_true", help="log every request to stderr")
+    parser.add_argument("--canary", default=None, help="count API requests with a string matching REGEX (canary_hits)")
     args = parser.parse_args(argv)
     try:
         fault = Fault(error_rate=args.error_rate, status=args.status, latency_ms=args.latency_ms, down=args.down)
@@ -318,7 +400,7 @@ def _parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Fault]:
 
 async def _serve(args: argparse.Namespace, fault: Fault) -> int:
     host = args.host or "127.0.0.1"  # loopback unless a host is asked for explicitly
-    app = build_app(args.name, fault, args.seed)
+    app = build_app(args.name, fault, args.seed, args.canary)
     runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access") if args.access_log else None)
     await runner.setup()
     site = web.TCPSite(runner, host, args.port)

@@ -95,20 +95,39 @@ async def test_profile_defaults_fill_unset_parameters_only(engine) -> None:
     assert decision.defaults == {"temperature": 0.2}
 
 
-async def test_broken_encoder_routes_to_the_default_group_and_says_why(dev_stack, clean_standins) -> None:
-    class BrokenEncoder:
-        """Fault injection: an encoder whose backend fails (e.g. the embeddings server is down)."""
+class BrokenEncoder:
+    """Fault injection: an encoder whose backend fails (e.g. the embeddings server is down)."""
 
-        fingerprint = "broken"
+    fingerprint = "broken"
 
-        def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
-            raise OSError("embedding backend unavailable")
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        raise OSError("embedding backend unavailable")
 
-        def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-            raise OSError("embedding backend unavailable")
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        raise OSError("embedding backend unavailable")
 
+
+async def test_broken_encoder_still_routes_by_task_with_the_lexical_fallback(dev_stack, clean_standins) -> None:
     engine = BioRouter.from_settings(
         load_settings(ROOT), profile="development", litellm_config=dev_stack.config_path, encoder=BrokenEncoder()
+    )
+    response = await engine.acompletion(CODE)
+    decision = response._hidden_params["biorouter"]
+    assert decision.mode == "routed"
+    assert decision.task == "code_generation"
+    assert decision.group == "t4-coder"
+    assert "classifier:lexical" in decision.degraded
+    assert any("embedding backend unavailable" in reason for reason in decision.reasons)
+    assert content(response).startswith("[t4-coder]")
+
+
+async def test_broken_encoder_without_fallback_routes_to_the_default_group_and_says_why(
+    dev_stack, clean_standins
+) -> None:
+    settings = load_settings(ROOT)
+    settings = settings.model_copy(update={"classifier": settings.classifier.model_copy(update={"fallback": "none"})})
+    engine = BioRouter.from_settings(
+        settings, profile="development", litellm_config=dev_stack.config_path, encoder=BrokenEncoder()
     )
     response = await engine.acompletion(CODE)
     decision = response._hidden_params["biorouter"]

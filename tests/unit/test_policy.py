@@ -231,12 +231,27 @@ def test_embedding_group_is_skipped_for_a_chat_request() -> None:
     assert "group 'openai-embeddings' serves embedding models, not chat: skipped" in decision.reasons
 
 
-def test_embedding_request_is_offered_only_embedding_groups() -> None:
+def test_embedding_request_takes_the_embedding_route_and_only_embedding_groups() -> None:
     route = Route(group="t4-generalist", fallbacks=("t4-embeddings", "openai-embeddings"))
-    decision = decide(signals("embeddings", kind="embedding"), make_profile({"embeddings": route}), CATALOGUE)
+    profile = make_profile().model_copy(update={"embedding_route": route})
+    decision = decide(signals("code_generation", kind="embedding"), profile, CATALOGUE)
     assert decision.group == "t4-embeddings"
     assert decision.fallbacks == ("openai-embeddings",)
+    assert decision.task is None  # an embedding request has no task: the classifier's guess is not used
     assert "group 't4-generalist' serves chat models, not embedding: skipped" in decision.reasons
+
+
+def test_sensitive_embedding_request_never_falls_back_to_a_cloud_embedding_group() -> None:
+    route = Route(group="t4-embeddings", fallbacks=("openai-embeddings",))
+    profile = make_profile().model_copy(update={"embedding_route": route})
+    sensitive = signals(None, kind="embedding").model_copy(update={"sensitive_rules": ("mrn",)})
+    decision = decide(sensitive, profile, CATALOGUE)
+    assert (decision.group, decision.fallbacks, decision.local_only) == ("t4-embeddings", (), True)
+
+
+def test_embedding_request_without_an_embedding_route_is_a_clear_request_error() -> None:
+    with pytest.raises(RequestError, match="has no embedding_route"):
+        decide(signals(None, kind="embedding"), make_profile(), CATALOGUE)
 
 
 def test_route_whose_groups_all_cannot_serve_is_refused_without_claiming_local_only() -> None:

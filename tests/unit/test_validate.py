@@ -24,7 +24,8 @@ SHIPPED_UTTERANCES = sorted((REPO / "utterances").glob("*.txt"))
 def _shipped_group_names() -> list[str]:
     # read independently of biorouter's own parser, so the expected message is not computed by the code under test
     config = yaml.safe_load((REPO / "litellm_config" / "config.yaml").read_text(encoding="utf-8"))
-    return sorted({entry["model_name"] for entry in config["model_list"]})
+    models = [entry for entry in config["model_list"] if not entry["litellm_params"]["model"].startswith("biorouter/")]
+    return sorted({entry["model_name"] for entry in models})  # biorouter/ models are its own pseudo groups
 
 
 KNOWN = ", ".join(_shipped_group_names())
@@ -179,8 +180,8 @@ def test_unknown_healthy_group_is_reported(home: Path) -> None:
 def test_local_only_route_with_a_cloud_fallback_is_flagged(home: Path) -> None:
     edit(
         home / "profiles" / "t4_hybrid.yaml",
-        "    allow_cloud: false\n    fallbacks: [t4-generalist]\n  documentation:",
-        "    allow_cloud: false\n    fallbacks: [t4-generalist, deepseek-v3]\n  documentation:",
+        "    allow_cloud: false\n    fallbacks: [t4-generalist]\n    tiers:",
+        "    allow_cloud: false\n    fallbacks: [t4-generalist, deepseek-v3]\n    tiers:",
     )
     assert rendered(run(home).errors) == [
         "profiles/t4_hybrid.yaml: routes -> biomedical -> fallbacks -> 1: 'deepseek-v3' is a cloud group but the route "
@@ -317,8 +318,14 @@ def test_local_group_without_locality_makes_its_local_only_routes_errors(home: P
         "not declared for 't4-bio': it counts as cloud (warning)"
     ]
     cloud_bio = "routes -> biomedical -> group: 't4-bio' is a cloud group but the route sets allow_cloud: false"
+    cloud_tier = (
+        "routes -> biomedical -> tiers -> high -> fallbacks -> 0: 't4-bio' is a cloud group but the route sets "
+        "allow_cloud: false (it would be skipped at run time)"
+    )
     assert rendered(report.errors) == [
-        f"profiles/{name}.yaml: {cloud_bio}" for name in ("development", "l4_t4_combined", "t4_hybrid")
+        f"profiles/{name}.yaml: {problem}"
+        for name in ("development", "l4_t4_combined", "t4_hybrid")
+        for problem in (cloud_bio, cloud_tier)  # the high tier of biomedical falls back to t4-bio
     ]
 
 

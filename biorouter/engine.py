@@ -488,6 +488,21 @@ class BioRouter:
             return await serve_in_process(self, decision, held, scopes, arguments, request_id)
         return await self._call(self.router.acompletion, decision, held, scopes, arguments, request_id)
 
+    async def failed(self, decision: Decision, held: Reservation | None, request_id: str, error: BaseException) -> None:
+        """Account for a call that failed: release its reservation and count it.
+
+        A local-only request is refused (and audited) with :class:`KeptLocalError`, raised from
+        ``error``; for any other request this returns and the caller re-raises ``error`` unchanged.
+        """
+        await self.budget.release(held)
+        self.session.record(task=decision.task, group=decision.group, ok=False, refused=decision.local_only)
+        if not decision.local_only:
+            return
+        refusal = decision.kept_local(error)
+        logger.warning("biorouter refused a local-only request %s: %s", request_id, refusal)
+        self.record(decision, request_id, outcome="refused", error=str(refusal))
+        raise refusal from error
+
     def _serve_metrics_once(self) -> None:
         """Start the metrics endpoint with the first call: a process serving requests, not a CLI that only decides."""
         if not self._metrics_started:
@@ -512,14 +527,8 @@ class BioRouter:
         try:
             response = await call(**arguments)
         except Exception as e:
-            await self.budget.release(held)
-            self.session.record(task=decision.task, group=decision.group, ok=False, refused=decision.local_only)
-            if not decision.local_only:
-                raise
-            refusal = decision.kept_local(e)
-            logger.warning("biorouter refused a local-only request %s: %s", request_id, refusal)
-            self.record(decision, request_id, outcome="refused", error=str(refusal))
-            raise refusal from e
+            await self.failed(decision, held, request_id, e)
+            raise
         hidden = getattr(response, "_hidden_params", None)
         if not isinstance(hidden, dict):
             await self.budget.release(held)

@@ -380,11 +380,6 @@ async def serve_in_process(
             user=arguments.get("user"),
         )
     except StrategyFailed as e:
-        await engine.budget.release(held)
-        engine.session.record(task=decision.task, group=decision.group, ok=False, refused=decision.local_only)
-        if not decision.local_only:
-            raise
-        refusal = decision.kept_local(e)
-        engine.record(decision, request_id, outcome="refused", error=str(refusal))
-        raise refusal from e
+        await engine.failed(decision, held, request_id, e)
+        raise
     return response

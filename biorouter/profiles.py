@@ -46,6 +46,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _check_fallbacks(group: str, fallbacks: tuple[str, ...], owner: str) -> None:
+    if group in fallbacks:
+        raise ValueError(f"fallbacks list the {owner}'s own group '{group}'")
+    if len(set(fallbacks)) != len(fallbacks):
+        raise ValueError("fallbacks list a group twice")
+
+
 class TierRoute(_Strict):
     """Where requests of one complexity tier of a route go; the route's ``allow_cloud`` still applies."""
 
@@ -55,10 +62,7 @@ class TierRoute(_Strict):
 
     @model_validator(mode="after")
     def _fallbacks_differ_from_group(self) -> TierRoute:
-        if self.group in self.fallbacks:
-            raise ValueError(f"fallbacks list the tier's own group '{self.group}'")
-        if len(set(self.fallbacks)) != len(self.fallbacks):
-            raise ValueError("fallbacks list a group twice")
+        _check_fallbacks(self.group, self.fallbacks, "tier")
         return self
 
 
@@ -92,10 +96,7 @@ class Route(_Strict):
 
     @model_validator(mode="after")
     def _fallbacks_differ_from_group(self) -> Route:
-        if self.group in self.fallbacks:
-            raise ValueError(f"fallbacks list the route's own group '{self.group}'")
-        if len(set(self.fallbacks)) != len(self.fallbacks):
-            raise ValueError("fallbacks list a group twice")
+        _check_fallbacks(self.group, self.fallbacks, "route")
         return self
 
 

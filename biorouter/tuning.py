@@ -123,25 +123,15 @@ def propose_thresholds(
     for task in sorted(set(by_task) | set(policy.per_task)):
         rows = by_task.get(task, [])
         current = policy.threshold(task)
+        note = ""
         if len(rows) < min_support:
             kept = sum(ok if c >= current else fallback for c, ok, fallback in rows)
+            proposed, correct_after, correct_before = current, kept, kept
             note = f"fewer than {min_support} examples: kept"
-            tasks.append(
-                TaskThreshold(
-                    task=task,
-                    examples=len(rows),
-                    current=current,
-                    proposed=current,
-                    correct_before=kept,
-                    correct_after=kept,
-                    note=note,
-                )
-            )
-            before, after = before + kept, after + kept
-            continue
-        proposed, correct_after, correct_before = _best_threshold(rows, current)
-        if correct_after == correct_before:  # no evidence for a change: keep what the profile says
-            proposed = current
+        else:
+            proposed, correct_after, correct_before = _best_threshold(rows, current)
+            if correct_after == correct_before:  # no evidence for a change: keep what the profile says
+                proposed = current
         tasks.append(
             TaskThreshold(
                 task=task,
@@ -150,6 +140,7 @@ def propose_thresholds(
                 proposed=proposed,
                 correct_before=correct_before,
                 correct_after=correct_after,
+                note=note,
             )
         )
         before, after = before + correct_before, after + correct_after

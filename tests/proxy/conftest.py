@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import openai
 import pytest
+
+from biorouter.testing.redis import RedisServer
 
 
 @pytest.fixture(scope="module")
@@ -17,3 +21,13 @@ def ask(client: openai.OpenAI, text: str, model: str = "auto") -> tuple[str, dic
         model=model, messages=[{"role": "user", "content": text}], timeout=120
     )
     return str(raw.parse().choices[0].message.content), dict(raw.headers)
+
+
+@pytest.fixture(scope="module")
+def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server of the test module's own (tests needing it skip when it is not installed)."""
+    folder = tmp_path_factory.mktemp("redis")
+    server = RedisServer(data_dir=folder / "data", log_path=folder / "redis.log")
+    server.start()
+    yield server
+    server.stop()

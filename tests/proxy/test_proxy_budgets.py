@@ -37,15 +37,6 @@ pytestmark = pytest.mark.skipif(not RedisServer.available(), reason="redis-serve
 
 
 @pytest.fixture(scope="module")
-def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    folder = tmp_path_factory.mktemp("redis")
-    server = RedisServer(data_dir=folder / "data", log_path=folder / "redis.log")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def home(dev_stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """biorouter.yaml with a fast stand-in encoder, the shipped profiles, and one with a tiny budget."""
     folder = tmp_path_factory.mktemp("budget-home")

@@ -27,15 +27,6 @@ pytestmark = pytest.mark.skipif(not RedisServer.available(), reason="redis-serve
 
 
 @pytest.fixture(scope="module")
-def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    folder = tmp_path_factory.mktemp("outage-redis")
-    server = RedisServer(data_dir=folder / "data", log_path=folder / "redis.log")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def proxy(dev_stack: Any, redis: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyProcess]:
     run_dir = tmp_path_factory.mktemp("outage")
     started, _ = scenario_proxy(

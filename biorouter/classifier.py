@@ -285,6 +285,16 @@ class TaskClassifier:
         """Synchronous :meth:`aclassify` for scripts and the CLI (not from inside a running loop)."""
         return asyncio.run(self.aclassify(text))
 
+    async def query_vector(self, text: str) -> np.ndarray | None:
+        """The request's embedding as :meth:`aclassify` computed it (a query-cache hit after it), or None.
+
+        None when the encoder is not loaded or is being skipped after a failure: callers (the
+        complexity estimate) then do without, and never wait on a failing encoder.
+        """
+        if self.embedder is None or time.monotonic() < self._skip_encoder_until or not text.strip():
+            return None
+        return await self.embedder.aembed_query(query_text(text, self._settings.max_query_chars))
+
     async def _embedding_answer(self, query: str) -> Classification:
         assert self._router is not None
         assert self.embedder is not None

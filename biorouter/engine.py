@@ -28,7 +28,7 @@ from biorouter.adapter import gather_signals, litellm_arguments, prompt_tokens, 
 from biorouter.audit import AuditLog, AuditRecord
 from biorouter.budget import BudgetKeeper
 from biorouter.catalogue import Catalogue, Deployment, LiteLLMConfig, load_litellm_config, parse_model_list
-from biorouter.classifier import TaskClassifier, query_text
+from biorouter.classifier import TaskClassifier
 from biorouter.complexity import ComplexityConfig, TierExamples, estimate_complexity, read_tier_examples
 from biorouter.decision import AUTO_MODELS, BudgetView, Decision, RequestKind, Signals
 from biorouter.errors import ConfigError, KeptLocalError, Problem, RequestError
@@ -353,25 +353,26 @@ class BioRouter:
         return decision, signals, budget, scopes, timings
 
     async def _with_complexity(self, text: str, signals: Signals, state: RoutingState) -> Signals:
-        """Signals with the complexity estimate, when the profile has a tiered route (cheap: no new embedding).
+        """Signals with the complexity estimate, when the route the request may take lists tiers.
 
-        The examples signal reuses the request vector the classifier just computed (a query-cache
-        hit); it is skipped when classification did not run, so sensitive text never reaches an
+        Only such requests pay for it (the estimate reads the whole text). The examples signal
+        reuses the request vector the classifier just computed (a query-cache hit); it is skipped
+        when the embeddings did not classify the request, so sensitive text never reaches an
         encoder the classifier itself would not have used.
         """
         profile = state.profile
-        if not any(route.tiers for route in profile.routes.values()):
+        if not _may_take_a_tiered_route(signals, profile):
             return signals
         config = profile.complexity
         examples_signal = None
-        embedder = state.classifier.embedder
+        classifier = state.classifier
         embedded = signals.classifier_error is None and signals.classifier_source != "lexical"  # encoder up
-        if signals.task is not None and embedded and embedder is not None:
-            examples = await self._tier_examples(config, embedder)
+        if signals.task is not None and embedded and classifier.embedder is not None:
+            examples = await self._tier_examples(config, classifier.embedder)
             if examples is not None:
                 try:
-                    query = query_text(text, self.settings.classifier.max_query_chars)
-                    examples_signal = examples.signal(await embedder.aembed_query(query))
+                    vector = await classifier.query_vector(text)
+                    examples_signal = examples.signal(vector) if vector is not None else None
                 except Exception as e:  # the estimate degrades to the text signals; routing goes on
                     logger.warning("biorouter complexity: examples signal unavailable: %s", e)
         return signals.model_copy(update={"complexity": estimate_complexity(text, config, examples_signal)})
@@ -600,6 +601,21 @@ class BioRouter:
                 profile=self.profile.name, request_id=request_id, rules=error.rules, error=str(error)
             )
             self.audit.write(record)
+
+
+def _may_take_a_tiered_route(signals: Signals, profile: Profile) -> bool:
+    """Whether ``decide()`` could pick a route with tiers: the default route, the hinted task's, the
+    classifier's, or the runner-up's when unsure requests take the safer of the top two."""
+    if profile.default_route.tiers:
+        return True
+    if signals.task_hint is not None:
+        candidates = [signals.task_hint]
+    else:
+        candidates = [signals.task] if signals.task is not None else []
+        if profile.classifier.when_unsure == "safer_of_top_two":
+            candidates += sorted(signals.scores, key=lambda task: -signals.scores[task])[:2]
+    routes = (profile.route_for(task) for task in candidates)
+    return any(route is not None and route.tiers for route in routes)
 
 
 def detect_blocking(

@@ -274,7 +274,7 @@ class Profile(_Strict):
     def groups(self) -> set[GroupName]:
         """Every group this profile may send traffic to (tiers and the embedding route included)."""
         routes = [self.default_route, *self.routes.values()]
-        routes += [r.for_tier(tier) for r in self.routes.values() for tier in r.tiers]
+        routes += [r.for_tier(tier) for r in routes for tier in r.tiers]
         if self.embedding_route is not None:
             routes.append(self.embedding_route)
         return {g for r in routes for g in (r.group, *r.fallbacks)}

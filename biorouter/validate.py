@@ -80,11 +80,12 @@ def _check_route(
 def check_profile(source: str, profile: Profile, catalogue: Catalogue, tasks: Mapping[str, int]) -> list[Problem]:
     """Reference checks for one shape-valid profile."""
     problems: list[Problem] = []
-    _check_route(source, ("default_route",), profile.default_route, catalogue, problems)
-    for task, route in profile.routes.items():
-        _check_route(source, ("routes", task), route, catalogue, problems)
-        for tier in route.tiers:
-            _check_route(source, ("routes", task, "tiers", tier), route.for_tier(tier), catalogue, problems)
+    named = [(("default_route",), profile.default_route), *((("routes", t), r) for t, r in profile.routes.items())]
+    for place, checked in named:
+        _check_route(source, place, checked, catalogue, problems)
+        for tier in checked.tiers:
+            _check_route(source, (*place, "tiers", tier), checked.for_tier(tier), catalogue, problems)
+    for task in profile.routes:
         if tasks and task not in tasks:
             problems.append(
                 Problem(

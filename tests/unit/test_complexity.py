@@ -189,3 +189,23 @@ def test_a_tier_cannot_send_a_local_only_route_to_the_cloud_validate_says_so() -
 def test_an_unknown_tier_name_is_a_shape_error() -> None:
     with pytest.raises(ValidationError, match=r"tiers\.extreme"):
         Route.model_validate({"group": "t4-coder", "tiers": {"extreme": {"group": "t4-coder"}}})
+
+
+# --- who pays for the estimate ----------------------------------------------------------------
+
+
+def test_only_requests_that_may_take_a_tiered_route_are_estimated() -> None:
+    from biorouter.engine import _may_take_a_tiered_route
+    from biorouter.profiles import ClassifierPolicy
+
+    bio = Signals(requested_model="auto", task="biomedical", confidence=0.9, scores={"biomedical": 0.9})
+    code = bio.model_copy(update={"task": "code_generation", "scores": {"code_generation": 0.9}})
+    assert not _may_take_a_tiered_route(bio, PROFILE)  # the estimate reads the whole text: skipped
+    assert _may_take_a_tiered_route(code, PROFILE)
+    assert _may_take_a_tiered_route(bio.model_copy(update={"task_hint": "code_generation"}), PROFILE)
+    runner_up = bio.model_copy(update={"scores": {"biomedical": 0.2, "code_generation": 0.19}})
+    assert not _may_take_a_tiered_route(runner_up, PROFILE)
+    safer = PROFILE.model_copy(update={"classifier": ClassifierPolicy(when_unsure="safer_of_top_two")})
+    assert _may_take_a_tiered_route(runner_up, safer)  # the runner-up's route may serve an unsure request
+    tiered_default = PROFILE.model_copy(update={"default_route": TIERED})
+    assert _may_take_a_tiered_route(bio, tiered_default)

@@ -302,13 +302,16 @@ class BioRouter:
         task: str | None = None,
         request: Mapping[str, Any] | None = None,
         kind: RequestKind = "chat",
+        state: RoutingState | None = None,
     ) -> Decision:
         """Decide where a request goes without calling any upstream (and without reserving budget).
 
         ``task`` is the client's own task label (``metadata.biorouter_task``): it picks the route
         but never lifts a local-only rule. ``kind="embedding"`` decides for an embeddings request.
+        ``state`` is the snapshot the caller took at the request's start (default: the current).
         """
-        decision, signals, _, _, timings = await self._decide(messages, model, task, request or {}, self._state, kind)
+        state = state or self._state
+        decision, signals, _, _, timings = await self._decide(messages, model, task, request or {}, state, kind)
         self._observe(decision, signals, timings, request or {})
         return decision
 

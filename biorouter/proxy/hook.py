@@ -250,9 +250,9 @@ class BiorouterProxyHook(LocalOnlyGuard):
             if call_type in _CHAT_CALLS:
                 decision, held, scopes = await engine.prepare(messages, model, data, state=state)
             elif call_type in _EMBEDDING_CALLS:
-                decision = await engine.aroute(messages, model, request=data, kind="embedding")
+                decision = await engine.aroute(messages, model, request=data, kind="embedding", state=state)
             else:
-                decision = await engine.aroute(messages, model, task=task_hint(data))
+                decision = await engine.aroute(messages, model, task=task_hint(data), state=state)
         except RequestError as e:
             raise HTTPException(status_code=400, detail=f"biorouter: {e}") from e
         except KeptLocalError as e:

@@ -130,21 +130,30 @@ async def test_scores_blend_into_the_zero_to_one_range_and_come_from_the_embeddi
 
 
 EVAL_DATA = ROOT.parent / "shared" / "eval" / "routing_dev.jsonl"
+HELD_OUT = [
+    pytest.param(
+        EVAL_DATA,
+        id="external",
+        marks=pytest.mark.skipif(not EVAL_DATA.is_file(), reason=f"external evaluation set not found at {EVAL_DATA}"),
+    ),
+    pytest.param(ROOT / "tests" / "data" / "routing" / "own_holdout.jsonl", id="own"),
+    pytest.param(ROOT / "tests" / "data" / "routing" / "boundary_holdout.jsonl", id="boundary"),
+]
 
 
-@pytest.mark.skipif(not EVAL_DATA.is_file(), reason=f"external evaluation set not found at {EVAL_DATA}")
-def test_no_utterance_is_a_near_copy_of_an_external_evaluation_prompt(classifier) -> None:
-    """Utterances copied or paraphrased from the evaluation set would inflate its score and nothing else."""
+@pytest.mark.parametrize("path", HELD_OUT)
+def test_no_utterance_is_a_near_copy_of_a_held_out_prompt(classifier, path) -> None:
+    """Utterances copied or paraphrased from a held-out set would inflate its score and nothing else."""
     import numpy as np
 
     from biorouter.evaluation import read_examples
     from biorouter.utterances import load_utterances
 
     lines = [line for task in load_utterances(ROOT / "utterances").values() for line in task]
-    prompts = [query_text(example.text, 2000) for example in read_examples(EVAL_DATA)]
+    prompts = [query_text(example.text, 2000) for example in read_examples(path)]
     similarity = classifier.embedder.embed_queries(prompts) @ classifier.embedder.embed_documents(lines).T
     nearest = similarity.argmax(axis=1)
     # 0.85 catches copies and light edits; different requests on the same topic reach about 0.8.
     copies = [(lines[j], round(float(similarity[i, j]), 2)) for i, j in enumerate(nearest) if similarity[i, j] >= 0.85]
-    assert copies == [], "utterances too close to evaluation prompts (reword or remove them)"
+    assert copies == [], "utterances too close to held-out prompts (reword or remove them)"
     assert np.isfinite(similarity).all()

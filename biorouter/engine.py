@@ -670,7 +670,14 @@ def default_router() -> BioRouter:
 
 
 def reset_default_router() -> None:
-    """Forget the default instance (after editing files, or between tests)."""
+    """Close and forget the default instance (after editing files, or between tests).
+
+    Closing now logs its session summary while logging is still set up; leaving it to ``atexit``
+    would log into streams that may be gone by then (pytest's captured output, for one).
+    """
     global _default
     with _default_lock:
+        if _default is not None:
+            atexit.unregister(_default.close)
+            _default.close()
         _default = None

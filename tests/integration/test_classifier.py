@@ -138,6 +138,7 @@ HELD_OUT = [
     ),
     pytest.param(ROOT / "tests" / "data" / "routing" / "own_holdout.jsonl", id="own"),
     pytest.param(ROOT / "tests" / "data" / "routing" / "boundary_holdout.jsonl", id="boundary"),
+    pytest.param(ROOT / "tests" / "data" / "routing" / "midlength_holdout.jsonl", id="midlength"),
 ]
 
 

@@ -1,9 +1,10 @@
 """Accuracy floors for the shipped classifier, so an utterance edit that breaks routing fails CI.
 
-Three labelled sets, none of them in the utterances (``test_no_utterance_is_a_near_copy_...``):
+Four labelled sets, none of them in the utterances (``test_no_utterance_is_a_near_copy_...``):
 the project's own held-out prompts, its boundary cases (harmless requests that sound alarming,
-general questions that sound technical, documentation with code in it), and, when it sits beside
-the checkout, the external evaluation set. The floors sit a little below today's figures (README,
+general questions that sound technical, documentation with code in it), mid-length requests written
+blind to the utterances by a separate author, and, when it sits beside the checkout, the external
+evaluation set. The floors sit a little below today's figures (README,
 "Measured") so an edit that loses a prompt or two still passes and one that loses a class does not.
 """
 
@@ -50,6 +51,11 @@ async def test_few_harmless_boundary_requests_are_taken_for_harmful_ones(classif
     predictions = await _predictions(classifier, ROUTING_DATA / "boundary_holdout.jsonl")
     swallowed = [text for text, label, task in predictions if task == "safety" and label != "safety"]
     assert len(swallowed) <= 2, swallowed
+
+
+async def test_mid_length_requests_written_blind_stay_above_80_percent(classifier) -> None:
+    predictions = await _predictions(classifier, ROUTING_DATA / "midlength_holdout.jsonl")
+    assert _accuracy(predictions) >= 0.80, _misses(predictions)
 
 
 @pytest.mark.skipif(not EXTERNAL.is_file(), reason=f"external evaluation set not found at {EXTERNAL}")

@@ -13,6 +13,7 @@ from ..conftest import ROOT
 
 HOLDOUT = ROOT / "tests" / "data" / "routing" / "own_holdout.jsonl"
 BOUNDARY = ROOT / "tests" / "data" / "routing" / "boundary_holdout.jsonl"
+MIDLENGTH = ROOT / "tests" / "data" / "routing" / "midlength_holdout.jsonl"
 
 
 def _normalised(text: str) -> str:
@@ -26,12 +27,19 @@ def test_holdout_labels_are_tasks_and_every_task_is_covered() -> None:
     assert min(labels.count(task) for task in tasks) >= 8
 
 
-def test_boundary_labels_are_tasks() -> None:
+@pytest.mark.parametrize("path", [BOUNDARY, MIDLENGTH], ids=["boundary", "midlength"])
+def test_other_holdout_labels_are_tasks(path: Path) -> None:
     tasks = set(load_utterances(ROOT / "utterances"))
-    assert {example.label for example in read_examples(BOUNDARY)} <= tasks
+    assert {example.label for example in read_examples(path)} <= tasks
 
 
-@pytest.mark.parametrize("path", [HOLDOUT, BOUNDARY], ids=["own", "boundary"])
+def test_midlength_prompts_are_mid_length_and_cover_every_chat_task() -> None:
+    examples = read_examples(MIDLENGTH)
+    assert all(40 <= len(example.text.split()) <= 120 for example in examples)
+    assert {example.label for example in examples} == set(load_utterances(ROOT / "utterances")) - {"embeddings"}
+
+
+@pytest.mark.parametrize("path", [HOLDOUT, BOUNDARY, MIDLENGTH], ids=["own", "boundary", "midlength"])
 def test_no_holdout_prompt_is_also_an_utterance(path: Path) -> None:
     utterances = {_normalised(line) for lines in load_utterances(ROOT / "utterances").values() for line in lines}
     copied = [example.text for example in read_examples(path) if _normalised(example.text) in utterances]

@@ -53,8 +53,12 @@ typecheck: install
 validate: install
 	$(BIN)/biorouter validate
 
+# The external set first, then the project's own held-out sets (a one-line summary each).
+HOLDOUTS := $(wildcard tests/data/routing/*_holdout.jsonl)
+
 eval: install
 	$(BIN)/biorouter eval --data $(EVAL_DATA)
+	@for f in $(HOLDOUTS); do printf '%-45s ' "$$f"; $(BIN)/biorouter eval --data "$$f" | head -1; done
 
 bench: install
 	$(PY) bench/decision_latency.py

@@ -17,6 +17,8 @@ from biorouter import offline
 offline.apply()
 
 ROOT = Path(__file__).resolve().parent.parent
+ROUTING_DATA = ROOT / "tests" / "data" / "routing"  # the project's own labelled held-out prompts
+EXTERNAL_EVAL = ROOT.parent / "shared" / "eval" / "routing_dev.jsonl"  # beside the checkout, never copied in
 
 # Provider keys and biorouter settings a developer may have exported must not change results.
 _ISOLATED_PREFIXES = ("BIOROUTER_",)

@@ -10,7 +10,7 @@ import pytest
 
 from biorouter.classifier import query_text
 
-from ..conftest import ROOT
+from ..conftest import EXTERNAL_EVAL, ROOT, ROUTING_DATA
 
 CLEAR_REQUESTS = [
     ("Write a bash one-liner that counts the reads in a gzipped FASTQ file", "code_generation"),
@@ -129,16 +129,17 @@ async def test_scores_blend_into_the_zero_to_one_range_and_come_from_the_embeddi
     assert result.confidence == max(result.scores.values())
 
 
-EVAL_DATA = ROOT.parent / "shared" / "eval" / "routing_dev.jsonl"
 HELD_OUT = [
     pytest.param(
-        EVAL_DATA,
+        EXTERNAL_EVAL,
         id="external",
-        marks=pytest.mark.skipif(not EVAL_DATA.is_file(), reason=f"external evaluation set not found at {EVAL_DATA}"),
+        marks=pytest.mark.skipif(
+            not EXTERNAL_EVAL.is_file(), reason=f"external evaluation set not found at {EXTERNAL_EVAL}"
+        ),
     ),
-    pytest.param(ROOT / "tests" / "data" / "routing" / "own_holdout.jsonl", id="own"),
-    pytest.param(ROOT / "tests" / "data" / "routing" / "boundary_holdout.jsonl", id="boundary"),
-    pytest.param(ROOT / "tests" / "data" / "routing" / "midlength_holdout.jsonl", id="midlength"),
+    pytest.param(ROUTING_DATA / "own_holdout.jsonl", id="own"),
+    pytest.param(ROUTING_DATA / "boundary_holdout.jsonl", id="boundary"),
+    pytest.param(ROUTING_DATA / "midlength_holdout.jsonl", id="midlength"),
 ]
 
 

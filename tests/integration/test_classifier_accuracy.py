@@ -17,10 +17,7 @@ import pytest
 
 from biorouter.evaluation import read_examples
 
-from ..conftest import ROOT
-
-ROUTING_DATA = ROOT / "tests" / "data" / "routing"
-EXTERNAL = ROOT.parent / "shared" / "eval" / "routing_dev.jsonl"
+from ..conftest import EXTERNAL_EVAL, ROUTING_DATA
 
 
 async def _predictions(classifier, path: Path) -> list[tuple[str, str, str | None]]:  # type: ignore[no-untyped-def]
@@ -58,7 +55,7 @@ async def test_mid_length_requests_written_blind_stay_above_80_percent(classifie
     assert _accuracy(predictions) >= 0.80, _misses(predictions)
 
 
-@pytest.mark.skipif(not EXTERNAL.is_file(), reason=f"external evaluation set not found at {EXTERNAL}")
+@pytest.mark.skipif(not EXTERNAL_EVAL.is_file(), reason=f"external evaluation set not found at {EXTERNAL_EVAL}")
 async def test_external_prompts_stay_at_the_90_percent_target(classifier) -> None:
-    predictions = await _predictions(classifier, EXTERNAL)
+    predictions = await _predictions(classifier, EXTERNAL_EVAL)
     assert _accuracy(predictions) >= 0.90, _misses(predictions)

@@ -9,11 +9,11 @@ import pytest
 from biorouter.evaluation import read_examples
 from biorouter.utterances import load_utterances
 
-from ..conftest import ROOT
+from ..conftest import ROOT, ROUTING_DATA
 
-HOLDOUT = ROOT / "tests" / "data" / "routing" / "own_holdout.jsonl"
-BOUNDARY = ROOT / "tests" / "data" / "routing" / "boundary_holdout.jsonl"
-MIDLENGTH = ROOT / "tests" / "data" / "routing" / "midlength_holdout.jsonl"
+HOLDOUT = ROUTING_DATA / "own_holdout.jsonl"
+BOUNDARY = ROUTING_DATA / "boundary_holdout.jsonl"
+MIDLENGTH = ROUTING_DATA / "midlength_holdout.jsonl"
 
 
 def _normalised(text: str) -> str:

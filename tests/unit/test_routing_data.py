@@ -14,6 +14,7 @@ from ..conftest import ROOT, ROUTING_DATA
 HOLDOUT = ROUTING_DATA / "own_holdout.jsonl"
 BOUNDARY = ROUTING_DATA / "boundary_holdout.jsonl"
 MIDLENGTH = ROUTING_DATA / "midlength_holdout.jsonl"
+BIOINFO = ROUTING_DATA / "bioinfo_holdout.jsonl"
 
 
 def _normalised(text: str) -> str:
@@ -27,7 +28,7 @@ def test_holdout_labels_are_tasks_and_every_task_is_covered() -> None:
     assert min(labels.count(task) for task in tasks) >= 8
 
 
-@pytest.mark.parametrize("path", [BOUNDARY, MIDLENGTH], ids=["boundary", "midlength"])
+@pytest.mark.parametrize("path", [BOUNDARY, MIDLENGTH, BIOINFO], ids=["boundary", "midlength", "bioinfo"])
 def test_other_holdout_labels_are_tasks(path: Path) -> None:
     tasks = set(load_utterances(ROOT / "utterances"))
     assert {example.label for example in read_examples(path)} <= tasks
@@ -39,7 +40,26 @@ def test_midlength_prompts_are_mid_length_and_cover_every_chat_task() -> None:
     assert {example.label for example in examples} == set(load_utterances(ROOT / "utterances")) - {"embeddings"}
 
 
-@pytest.mark.parametrize("path", [HOLDOUT, BOUNDARY, MIDLENGTH], ids=["own", "boundary", "midlength"])
+def test_bioinfo_prompts_cover_every_task_weighted_to_the_platform_tasks() -> None:
+    """The set measures the platform's own traffic: every task appears, the six it mostly serves dominate."""
+    labels = [example.label for example in read_examples(BIOINFO)]
+    assert set(labels) == set(load_utterances(ROOT / "utterances"))
+    platform = ["code_generation", "code_validation", "data_analysis", "orchestration", "math_statistics", "biomedical"]
+    assert all(labels.count(task) >= 12 for task in platform)
+    assert all(5 <= len(example.text.split()) <= 150 for example in read_examples(BIOINFO))
+
+
+@pytest.mark.parametrize(
+    "path", [HOLDOUT, BOUNDARY, MIDLENGTH, BIOINFO], ids=["own", "boundary", "midlength", "bioinfo"]
+)
+def test_holdout_has_no_repeated_prompt(path: Path) -> None:
+    texts = [_normalised(example.text) for example in read_examples(path)]
+    assert sorted(text for text in set(texts) if texts.count(text) > 1) == []
+
+
+@pytest.mark.parametrize(
+    "path", [HOLDOUT, BOUNDARY, MIDLENGTH, BIOINFO], ids=["own", "boundary", "midlength", "bioinfo"]
+)
 def test_no_holdout_prompt_is_also_an_utterance(path: Path) -> None:
     utterances = {_normalised(line) for lines in load_utterances(ROOT / "utterances").values() for line in lines}
     copied = [example.text for example in read_examples(path) if _normalised(example.text) in utterances]

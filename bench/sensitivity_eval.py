@@ -1,12 +1,13 @@
 """Sensitivity detector quality and speed: precision/recall on the labelled corpora, scan latency.
 
 Prints figures; gates nothing (the regression floor lives in ``tests/unit/test_sensitivity.py``,
-and absolute times depend on the machine). Quality: for ``tests/data/sensitivity/dev.jsonl`` and
-``holdout.jsonl``, the built-in rules plus the lab's sample-ID pattern, a case counts as flagged when
-any rule fires; precision, recall, F1, the confusion counts, and per category the recall (sensitive
-categories) or false-positive rate (the others). Latency: median and p95 of ``scan`` over repeats for
-a short prompt, a ~2,000-char clinical note and a ~100,000-char pasted table, none of which carries
-an identifier, so every rule reads the whole text (the worst case). Run: ``python bench/sensitivity_eval.py``.
+and absolute times depend on the machine). Quality: for ``tests/data/sensitivity/dev.jsonl``,
+``holdout.jsonl`` and ``blind_holdout.jsonl``, the built-in rules plus the lab's sample-ID pattern,
+a case counts as flagged when any rule fires; precision, recall, F1, the confusion counts, and per
+category (per ``kind`` where a file has one) the recall (sensitive categories) or false-positive rate
+(the others). Latency: median and p95 of ``scan`` over repeats for a short prompt, a ~2,000-char
+clinical note and a ~100,000-char pasted table, none of which carries an identifier, so every rule
+reads the whole text (the worst case). Run: ``python bench/sensitivity_eval.py``.
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ def report_quality(detector: SensitivityDetector, name: str, cases: list[dict[st
     for case in cases:
         flagged = bool(detector.scan([case["text"]]))
         sensitive = bool(case["sensitive"])
-        flagged_by_category[(case["category"], sensitive)].append(flagged)
+        # blind_holdout.jsonl labels every negative category "none"; its `kind` says what the text is
+        flagged_by_category[(case.get("kind", case["category"]), sensitive)].append(flagged)
         if sensitive:
             tp, fn = (tp + 1, fn) if flagged else (tp, fn + 1)
         else:
@@ -91,13 +93,13 @@ def report_quality(detector: SensitivityDetector, name: str, cases: list[dict[st
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else float("nan")
     print(f"{name}: {len(cases)} cases  precision {precision:.3f}  recall {recall:.3f}  F1 {f1:.3f}")
     print(f"  confusion: TP {tp}  FP {fp}  FN {fn}  TN {tn}")
-    print(f"  {'category':<20}{'label':<11}{'n':>4}{'flagged':>9}{'recall':>9}{'FP rate':>9}")
+    print(f"  {'category':<24}{'label':<11}{'n':>4}{'flagged':>9}{'recall':>9}{'FP rate':>9}")
     for (category, sensitive), flags in sorted(flagged_by_category.items(), key=lambda item: (not item[0][1], item[0])):
         hits = sum(flags)
         recall_cell = f"{hits / len(flags):>9.2f}" if sensitive else f"{'-':>9}"
         fp_cell = f"{'-':>9}" if sensitive else f"{hits / len(flags):>9.2f}"
         label = "sensitive" if sensitive else "clean"
-        print(f"  {category:<20}{label:<11}{len(flags):>4}{hits:>9}{recall_cell}{fp_cell}")
+        print(f"  {category:<24}{label:<11}{len(flags):>4}{hits:>9}{recall_cell}{fp_cell}")
     print()
 
 
@@ -119,7 +121,7 @@ def main() -> None:
 
     detector = SensitivityDetector.build(patterns=[LAB_PATTERN])
     print(f"detector: {len(detector.rules)} rules (built-in + lab pattern {LAB_PATTERN[1]})\n")
-    for name in ("dev", "holdout"):
+    for name in ("dev", "holdout", "blind_holdout"):
         report_quality(detector, name, load_cases(f"{name}.jsonl"))
 
     inputs = {

@@ -25,11 +25,26 @@ import httpx
 import yaml
 
 from biorouter.offline import apply as offline_env
+from biorouter.testing.ports import PortInUseError, ensure_port_free, port_owned_by_session
 from biorouter.testing.standin import StandInFleet, free_port
 
-__all__ = ["DevStack", "ProxyProcess", "standin_config"]
+__all__ = ["DevStack", "ProxyProcess", "ProxyStartError", "standin_config"]
 
 STANDIN_API_KEY = "standin-not-a-secret"
+
+
+class ProxyStartError(RuntimeError):
+    """The proxy could not start (port taken, exited, not ready); the message names the port and why."""
+
+
+def _reason_line(log: str) -> str:
+    """The log line that says why the proxy died (a bind error, else the last error, else the last line)."""
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    for needle in ("address already in use", "error", "exception"):
+        for line in reversed(lines):
+            if needle in line.lower():
+                return line
+    return lines[-1] if lines else "(no output)"
 
 
 def standin_config(config: Mapping[str, Any], api_bases: Mapping[str, str]) -> dict[str, Any]:
@@ -103,7 +118,15 @@ class ProxyProcess:
         env.update(self._extra_env)
         return env
 
+    def check_port(self) -> None:
+        """ProxyStartError naming the port when another server already listens on it."""
+        try:
+            ensure_port_free("127.0.0.1", self.port)
+        except PortInUseError as e:
+            raise ProxyStartError(str(e)) from e
+
     def start(self, timeout: float = 120) -> Self:
+        self.check_port()
         litellm_cli = Path(sys.executable).parent / "litellm"
         command = [str(litellm_cli), "--config", str(self.config_path), "--host", "127.0.0.1", "--port", str(self.port)]
         if self.log_path is not None:
@@ -132,19 +155,34 @@ class ProxyProcess:
         return self._log.read().decode("utf-8", "replace")
 
     def wait_ready(self, timeout: float) -> None:
-        """Until the proxy answers its liveness probe; RuntimeError with its log otherwise."""
+        """Until *our* proxy answers its liveness probe; ProxyStartError naming the port and why otherwise.
+
+        Another server on the port answers the probe too, so an answer counts only while our process
+        lives and (where the OS tells) the listening socket is one of its session's.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc is None or self._proc.poll() is not None:
-                raise RuntimeError(f"litellm proxy exited during start-up; log tail:\n{self.log_tail()}")
+                tail = self.log_tail()
+                raise ProxyStartError(
+                    f"the litellm proxy for port {self.port} exited during start-up: {_reason_line(tail)}\n"
+                    f"log tail:\n{tail}"
+                )
             try:
-                if httpx.get(self.url + "/health/liveliness", timeout=2).status_code == 200:
-                    return
+                answered = httpx.get(self.url + "/health/liveliness", timeout=2).status_code == 200
             except httpx.HTTPError:
-                pass
+                answered = False
+            if answered and port_owned_by_session(self.port, self._proc.pid) is not False:
+                return
             time.sleep(0.3)
         self.stop()
-        raise RuntimeError(f"litellm proxy not ready after {timeout:.0f} s; log tail:\n{self.log_tail()}")
+        raise ProxyStartError(
+            f"the litellm proxy on port {self.port} was not ready after {timeout:.0f} s; log tail:\n{self.log_tail()}"
+        )
+
+    def exit_reason(self) -> str:
+        """Why the proxy stopped, as one log line (for a proxy that exited after starting)."""
+        return _reason_line(self.log_tail())
 
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
@@ -198,6 +236,7 @@ class DevStack:
         )
 
     def start(self, timeout: float = 180) -> Self:
+        self.proxy.check_port()  # before any stand-in starts: a busy port fails at once, naming it
         self.run_dir.mkdir(parents=True, exist_ok=True)
         base = yaml.safe_load(self.base_config.read_text(encoding="utf-8")) or {}
         self.fleet.start()

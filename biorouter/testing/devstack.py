@@ -24,6 +24,9 @@ from typing import IO, Any, Self
 import httpx
 import yaml
 
+from biorouter.catalogue import parse_model_list
+from biorouter.costs import Prices, group_prices
+from biorouter.errors import ConfigError
 from biorouter.offline import apply as offline_env
 from biorouter.testing.ports import PortInUseError, ensure_port_free, port_owned_by_session
 from biorouter.testing.standin import StandInFleet, free_port
@@ -52,8 +55,11 @@ def standin_config(config: Mapping[str, Any], api_bases: Mapping[str, str]) -> d
 
     Locality, mode and context window (``model_info``) are kept, so governance and routing are
     judged exactly as in production; only the transport changes. Cloud groups become
-    OpenAI-compatible stand-ins too, and cost nothing.
+    OpenAI-compatible stand-ins too, priced as the real group is (its ``model_info`` prices or
+    LiteLLM's price map for its real model), so budgets, spend and downgrades show in the demo;
+    local groups cost nothing, as on the platform.
     """
+    prices = _real_prices(config, api_bases)
     result = copy.deepcopy(dict(config))
     model_list = []
     for entry in result.get("model_list", []):
@@ -69,7 +75,13 @@ def standin_config(config: Mapping[str, Any], api_bases: Mapping[str, str]) -> d
             "api_key": STANDIN_API_KEY,
         }
         info = dict(entry.get("model_info") or {})
-        info.update({"input_cost_per_token": 0, "output_cost_per_token": 0})
+        price = prices.get(group)
+        info.update(
+            {
+                "input_cost_per_token": price.input_per_token if price is not None else 0,
+                "output_cost_per_token": price.output_per_token if price is not None else 0,
+            }
+        )
         entry["model_info"] = info
         model_list.append(entry)
     result["model_list"] = model_list
@@ -84,6 +96,17 @@ def standin_config(config: Mapping[str, Any], api_bases: Mapping[str, str]) -> d
         settings["fallbacks"] = kept
     result["router_settings"] = settings
     return result
+
+
+def _real_prices(config: Mapping[str, Any], groups: Iterable[str]) -> dict[str, Prices | None]:
+    """What each of ``groups`` costs on the platform (None: no known price, the stand-in then costs $0)."""
+    wanted = set(groups)
+    entries = [e for e in config.get("model_list") or [] if isinstance(e, dict) and e.get("model_name") in wanted]
+    try:
+        deployments = parse_model_list(entries)
+    except ConfigError:
+        return {}  # a malformed entry: the proxy reports it; the demo is then unpriced
+    return group_prices(deployments)
 
 
 class ProxyProcess:

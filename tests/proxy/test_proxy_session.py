@@ -113,3 +113,14 @@ def test_the_proxy_logs_a_session_summary_when_it_shuts_down(dev_stack: Any, tmp
     assert "profile 'development'" in summary[0]
     assert "1 requests, 0 errors, 0 refused" in summary[0]
     assert "t4-coder=1" in summary[0]
+
+
+def test_the_demo_cloud_group_costs_what_the_real_one_does(dev_stack: Any, clean_standins: Any) -> None:
+    """Issue 20: the demo priced its cloud stand-in at $0, so spend and budgets never showed."""
+    before = call(dev_stack, "GET", "/biorouter/status").json()["session"]["totals"]["cost_usd"]
+    body = {"model": "deepseek-v3", "messages": [{"role": "user", "content": "name three uses of a hash map"}]}
+    response = call(dev_stack, "POST", "/v1/chat/completions", body)
+    assert response.status_code == 200, response.text
+    assert float(response.headers["x-litellm-response-cost"]) > 0
+    after = call(dev_stack, "GET", "/biorouter/status").json()["session"]["totals"]["cost_usd"]
+    assert after > before

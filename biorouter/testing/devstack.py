@@ -30,6 +30,7 @@ from biorouter.errors import ConfigError
 from biorouter.offline import apply as offline_env
 from biorouter.testing.ports import PortInUseError, ensure_port_free, port_owned_by_session
 from biorouter.testing.standin import StandInFleet, free_port
+from biorouter.validate import STANDIN_MARK
 
 __all__ = ["DevStack", "ProxyProcess", "ProxyStartError", "standin_config"]
 
@@ -80,6 +81,7 @@ def standin_config(config: Mapping[str, Any], api_bases: Mapping[str, str]) -> d
             {
                 "input_cost_per_token": price.input_per_token if price is not None else 0,
                 "output_cost_per_token": price.output_per_token if price is not None else 0,
+                STANDIN_MARK: True,  # 'biorouter validate' then notes the profiles this list cannot serve
             }
         )
         entry["model_info"] = info

@@ -1,4 +1,4 @@
-"""The demo's deployment list (``standin_config``): the platform's groups pointed at stand-ins, priced as in production."""
+"""The demo's deployment list (``standin_config``): the platform's groups on stand-ins, priced as in production."""
 
 from __future__ import annotations
 

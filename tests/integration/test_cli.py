@@ -121,6 +121,8 @@ def test_prepare_embeds_only_what_changed(tmp_path: Path, shipped_settings: Sett
     first = prepare()
     assert first.returncode == 0, first.stderr
     assert "utterances: 0 embedded" in first.stdout
+    # it says what it is doing before the long part, not only when done (issue 20)
+    assert first.stdout.startswith("preparing the classifier in ")
     with (home / "utterances" / "documentation.txt").open("a") as lines:
         lines.write("write a README section on how to cite this pipeline\n")
     second = prepare()

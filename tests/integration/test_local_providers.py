@@ -60,7 +60,10 @@ async def test_a_local_only_request_is_served_by_an_lm_studio_deployment(
     fleet: StandInFleet, classifier: Any, tmp_path: Path
 ) -> None:
     engine = BioRouter.from_settings(
-        load_settings(ROOT), profile="development", litellm_config=lm_studio_config(tmp_path, fleet), classifier=classifier
+        load_settings(ROOT),
+        profile="development",
+        litellm_config=lm_studio_config(tmp_path, fleet),
+        classifier=classifier,
     )
     response = await engine.acompletion(BIO)
     decision = response._hidden_params["biorouter"]

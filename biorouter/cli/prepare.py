@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     classifier = TaskClassifier.from_settings(settings)
     print(
         f"preparing the classifier in {settings.cache_path}: loading the encoder (exported to ONNX the first "
-        "time) and embedding the utterances not cached yet; a first run takes 15-20 s on 2 cores ...",
+        "time) and embedding the utterances not cached yet; a first run takes half a minute or less on 2 cores ...",
         flush=True,
     )
     started = time.perf_counter()

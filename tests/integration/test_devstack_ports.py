@@ -87,3 +87,48 @@ def test_readiness_accepts_only_its_own_proxy_and_reports_why_it_died(
     message = str(caught.value)
     assert f"port {imposter}" in message
     assert "address already in use" in message.lower()
+
+
+def test_serve_dev_serves_then_a_second_one_on_its_port_is_refused_and_sigterm_stops_the_first(
+    tmp_path: Path,
+) -> None:
+    """``make run`` twice (issue 20): the second names the busy port and exits; the first keeps serving."""
+    import signal
+
+    import httpx
+
+    from biorouter.testing.standin import free_port
+
+    port = free_port()
+    env = {**{k: v for k, v in os.environ.items() if k != "LITELLM_MASTER_KEY"}, "BIOROUTER_HOME": str(ROOT)}
+    command = [sys.executable, "-m", "biorouter", "serve", "--dev", "--port", str(port)]
+    first = subprocess.Popen(
+        [*command, "--run-dir", str(tmp_path / "first")],
+        cwd=ROOT,
+        env={**env, "LITELLM_MASTER_KEY": "sk-first"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert first.stdout is not None
+        banner = ""
+        deadline = time.monotonic() + 240
+        while "biorouter is serving" not in banner and time.monotonic() < deadline and first.poll() is None:
+            banner += first.stdout.readline()
+        assert f"biorouter is serving on http://127.0.0.1:{port}" in banner, banner
+        second = subprocess.run(
+            [*command, "--run-dir", str(tmp_path / "second")], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        assert second.returncode == 1
+        assert f"port {port}" in second.stderr
+        assert "is serving" not in second.stdout
+        body = {"model": "t4-coder", "messages": [{"role": "user", "content": "hi"}]}
+        headers = {"Authorization": "Bearer sk-first"}
+        answer = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body, headers=headers, timeout=60)
+        assert answer.status_code == 200
+    finally:
+        first.send_signal(signal.SIGTERM)
+        out, _ = first.communicate(timeout=60)
+    assert first.returncode == 0
+    assert "stopped" in out

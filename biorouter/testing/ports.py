@@ -68,6 +68,10 @@ def port_owned_by_session(port: int, session_id: int) -> bool | None:
     """
     if not (_PROC / "net" / "tcp").exists():
         return None
+    try:
+        next((_PROC / str(session_id) / "fd").iterdir(), None)  # our own child's fds: readable unless /proc hides them
+    except OSError:
+        return None
     inodes = _listening_inodes(port)
     if not inodes:
         return False

@@ -15,7 +15,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: install redis run test lint typecheck validate eval bench check clean
+.PHONY: install redis run test lint typecheck validate eval bench figures check clean
 
 # redis-server for the shared-ledger tests (a real server on a loopback port); Debian package.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -69,6 +69,11 @@ bench: install
 	$(PY) bench/strategies.py --quick
 	$(PY) bench/startup.py --repeats 1 --cold
 	$(BIN)/biorouter eval --data $(EVAL_DATA)
+
+# The figures the docs quote (docs/figures.json; tests/unit/test_docs_figures.py compares the docs with it).
+figures: install
+	$(PY) bench/eval_figures.py
+	$(PY) bench/cli_latency.py --repeats 5
 
 check: lint typecheck validate test
 

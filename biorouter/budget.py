@@ -21,7 +21,7 @@ from biorouter import metrics
 from biorouter.catalogue import Catalogue, Deployment
 from biorouter.costs import Prices, count_prompt_tokens, estimate_usd, group_prices
 from biorouter.decision import BudgetView, Decision, Signals
-from biorouter.ledger import BudgetScope, Denial, Ledger, Reservation, SpendRecord, format_usd
+from biorouter.ledger import BudgetScope, Denial, Ledger, Reservation, SpendRecord, format_usd, period_id
 from biorouter.profiles import Profile
 
 __all__ = ["BudgetKeeper"]
@@ -39,6 +39,7 @@ class BudgetKeeper:
         self._deployments = list(deployments)
         self._catalogue = catalogue
         self._prices: dict[str, Prices | None] | None = None
+        self._warned: set[tuple[str, str, str]] = set()  # (scope, period, period id) already logged
 
     @property
     def prices(self) -> Mapping[str, Prices | None]:
@@ -106,7 +107,17 @@ class BudgetKeeper:
                 blocked = blocked or f"{name} reached: {format_usd(usage.spent_usd)} spent"
             elif usage.fraction >= profile.costs.warn_at:
                 warnings.append(f"{name}: {usage.fraction:.0%} used")
+                self._log_crossing(scope, f"{name}: {usage.fraction:.0%} used", profile.costs.warn_at)
         return BudgetView(estimates=estimates, cloud_blocked=blocked, warnings=tuple(warnings)), scopes
+
+    def _log_crossing(self, scope: BudgetScope, warning: str, warn_at: float) -> None:
+        """Log a budget's warning once, when its period's spend first crosses ``warn_at`` (the header says it
+        on every response; a log line per request would drown the log)."""
+        key = (scope.key, scope.period, period_id(scope.period, datetime.now(UTC)))
+        if key in self._warned:
+            return
+        self._warned.add(key)
+        logger.warning("biorouter budget: %s (warn_at %.0f%%)", warning, warn_at * 100)
 
     async def reserve(
         self, decision: Decision, view: BudgetView, scopes: Sequence[BudgetScope]

@@ -123,8 +123,11 @@ class Decision(BaseModel):
         return headers
 
     def log_line(self) -> str:
-        """One line for the proxy log: compact, greppable, no prompt text."""
-        return "biorouter decision " + json.dumps(self.log_fields(), sort_keys=True)
+        """One line for the proxy log: compact, greppable, no prompt text; budget warnings when there are any."""
+        fields = self.log_fields()
+        if self.budget_warnings:
+            fields["budget_warnings"] = list(self.budget_warnings)
+        return "biorouter decision " + json.dumps(fields, sort_keys=True)
 
     def log_fields(self) -> dict[str, Any]:
         """What every log of a decision shows (the proxy's line, the debug JSON): never the prompt."""

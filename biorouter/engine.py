@@ -166,21 +166,32 @@ class BioRouter:
     def switch_profile(self, name: str, *, reason: str, by: str = "python") -> Profile:
         """Make ``name`` the active profile from now on: an explicit, logged change with a reason.
 
-        The profile file is read again, so an edited profile can be activated without a restart.
-        In-flight requests finish under the profile they were decided with.
+        The files are read and checked exactly as :meth:`reload` does, the new profile against the
+        deployments this router really serves: a profile naming a group they lack is refused with
+        :class:`ConfigError` listing every problem, and nothing changes. In-flight requests finish
+        under the profile they were decided with. Blocking (validation, changed utterances).
         """
-        profiles = load_profiles(self.settings.profiles_path, display_root=self.settings.home)
-        if name not in profiles:
-            raise ConfigError(
-                [Problem("profile", (), f"unknown profile '{name}' (available: {', '.join(sorted(profiles))})")]
-            )
-        new = profiles[name]
-        with self._swap_lock:
-            self._state = self._state.successor("switch", profile=new)
-            self._apply_fail_mode(new)
+        with self._reload_lock:
+            current = self._state
+            try:
+                state, _ = load_state(current, self.settings, origin="switch", profile=name)
+            except ConfigError as e:
+                logger.error(
+                    "biorouter switch to '%s' refused (%s, by %s); profile '%s' serves on: %s",
+                    name,
+                    reason,
+                    by,
+                    current.profile.name,
+                    e,
+                )
+                raise
+            with self._swap_lock:
+                self._state = state
+                self._apply_fail_mode(state.profile)
+                self._tier_cache.clear()
         self.session.switch(name, reason=reason, by=by)
-        metrics.record_generation(self._state.generation)
-        return new
+        metrics.record_generation(state.generation)
+        return state.profile
 
     # -- the configuration snapshot (biorouter.reload) -------------------------------------------
 

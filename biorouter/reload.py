@@ -90,30 +90,33 @@ class ReloadRecord(BaseModel):
 
 
 def load_state(
-    current: RoutingState, settings: Settings, *, origin: str = "reload"
+    current: RoutingState, settings: Settings, *, origin: str = "reload", profile: str | None = None
 ) -> tuple[RoutingState, tuple[str, ...]]:
     """The next snapshot from the files on disk, fully validated, and the validation warnings.
 
-    Blocking (files, validation, embedding changed utterances): call it off the event loop.
+    ``profile`` names the profile to activate (a switch); by default the current one stays (a
+    reload). A switch and a reload run the same checks, so a profile a reload would reject is never
+    switched to. Blocking (files, validation, embedding changed utterances): call it off the event loop.
     Raises :class:`ConfigError` with every problem when anything is wrong.
     """
+    name = profile or current.profile.name
     report = validate_all(settings)
     if report.errors:
         raise ConfigError(report.errors)
-    name = current.profile.name
     profiles = load_profiles(settings.profiles_path, display_root=settings.home)
     if name not in profiles:
         known = ", ".join(sorted(profiles))
-        raise ConfigError([Problem("profiles", (), f"the active profile '{name}' is gone (available: {known})")])
-    profile = profiles[name]
+        message = f"unknown profile '{name}'" if profile is not None else f"the active profile '{name}' is gone"
+        raise ConfigError([Problem("profiles", (), f"{message} (available: {known})")])
+    chosen = profiles[name]
     # validate_all checks profiles against litellm_config on disk; the proxy may serve another list.
     source = _display(settings.profiles_path / f"{name}.yaml", settings)
-    live = [p for p in check_profile(source, profile, current.catalogue, report.tasks) if p.severity == "error"]
+    live = [p for p in check_profile(source, chosen, current.catalogue, report.tasks) if p.severity == "error"]
     if live:
         raise ConfigError(live)
     utterances = load_utterances(settings.utterances_path, display_root=settings.home)
     classifier = _classifier_for(current.classifier, utterances, settings)
-    state = current.successor(origin, profile=profile, classifier=classifier)
+    state = current.successor(origin, profile=chosen, classifier=classifier)
     return state, tuple(str(p) for p in report.warnings)
 
 

@@ -10,12 +10,12 @@ person has to fix.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from biorouter.catalogue import Catalogue, load_litellm_config
+from biorouter.catalogue import Catalogue, Deployment, load_litellm_config
 from biorouter.costs import group_prices
 from biorouter.errors import ConfigError, Problem
 from biorouter.profiles import Profile, Route, load_profile
@@ -141,9 +141,11 @@ def validate_all(settings: Settings, *, litellm_config: Path | None = None) -> V
     # phase 1: shape, file by file
     config_path = litellm_config or settings.litellm_config_path
     catalogue = Catalogue(groups={})
+    standins = False
     try:
         config = load_litellm_config(config_path, display=_display(config_path, home))
         catalogue = Catalogue.from_deployments(config.model_list)
+        standins = is_standin_config(config.model_list)
         for index, deployment in enumerate(config.model_list):
             if deployment.model_info.locality is None:
                 problems.append(
@@ -154,6 +156,7 @@ def validate_all(settings: Settings, *, litellm_config: Path | None = None) -> V
                         "warning",
                     )
                 )
+        problems.extend(address_problems(config.model_list, _display(config_path, home)))
         for group, price in sorted(group_prices(config.model_list).items()):
             if price is None:
                 problems.append(
@@ -189,8 +192,11 @@ def validate_all(settings: Settings, *, litellm_config: Path | None = None) -> V
 
     # phase 2: references between files
     if catalogue.groups:
-        for source, profile in profiles.values():
-            problems.extend(check_profile(source, profile, catalogue, tasks))
+        for name, (source, profile) in profiles.items():
+            found = check_profile(source, profile, catalogue, tasks)
+            if standins and name != settings.active_profile:
+                found = _as_standin_note(source, name, profile, catalogue, found)
+            problems.extend(found)
     # an active profile whose file exists but failed to parse is already reported above
     active = settings.active_profile
     if folder.is_dir() and active != "auto" and not (folder / f"{active}.yaml").exists():
@@ -207,6 +213,64 @@ def validate_all(settings: Settings, *, litellm_config: Path | None = None) -> V
         tasks=tasks,
         groups={name: group.locality for name, group in sorted(catalogue.groups.items())},
     )
+
+
+# -- where local servers are, and the demo's stand-in configs ------------------------------------------------
+
+
+def address_problems(deployments: Sequence[Deployment], source: str) -> list[Problem]:
+    """A warning per local deployment whose ``api_base`` is ``os.environ/NAME`` with NAME unset.
+
+    LiteLLM would fail each of its requests ("Missing credentials"); ``biorouter detect`` reports
+    the same fact for the same reason (:func:`biorouter.probes.resolve_env`).
+    """
+    from biorouter.probes import resolve_env
+
+    found: list[Problem] = []
+    for index, deployment in enumerate(deployments):
+        if deployment.locality != "local":
+            continue
+        _, unset = resolve_env(deployment.litellm_params.api_base)
+        if unset is not None:
+            message = (
+                f"group '{deployment.model_name}' has no address: {unset}, so its requests fail inside LiteLLM "
+                "(see 'biorouter detect')"
+            )
+            found.append(Problem(source, ("model_list", index, "litellm_params", "api_base"), message, "warning"))
+    return found
+
+
+STANDIN_MARK = "biorouter_standin"  # model_info key biorouter.testing.devstack.standin_config sets
+
+
+def is_standin_config(deployments: Sequence[Deployment]) -> bool:
+    """A deployment list ``serve --dev`` wrote: every deployment carries the stand-in mark."""
+    return bool(deployments) and all((d.model_info.model_extra or {}).get(STANDIN_MARK) is True for d in deployments)
+
+
+def _as_standin_note(
+    source: str, name: str, profile: Profile, catalogue: Catalogue, found: list[Problem]
+) -> list[Problem]:
+    """A profile a stand-in config was not written for: its missing groups as one note, not an error each.
+
+    A stand-in config holds the groups of the profile ``serve --dev`` ran, so every other profile
+    names groups it lacks; that is expected, not a mistake in the profile. Problems unrelated to
+    missing groups are kept as they are.
+    """
+    missing = sorted(g for g in profile.groups() if g not in catalogue.groups)
+    if not missing:
+        return found
+    kept = [p for p in found if not p.message.startswith("unknown group '") and not _because_missing(p, missing)]
+    note = (
+        f"this stand-in config lacks {', '.join(missing)}, so profile '{name}' cannot be served from it "
+        f"(a switch to it is refused there); 'biorouter serve --dev --profile {name}' stands in for its groups"
+    )
+    return [*kept, Problem(source, (), note, "warning")]
+
+
+def _because_missing(problem: Problem, missing: Sequence[str]) -> bool:
+    """A strategy or judge complaint that only arises because a group is absent from this config."""
+    return problem.location[-1:] in (("kind",), ("n",), ("judge",)) and any(g in problem.message for g in missing)
 
 
 # -- orchestration strategies (biorouter.strategies) -------------------------------------------------------

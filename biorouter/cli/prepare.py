@@ -29,6 +29,11 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     classifier = TaskClassifier.from_settings(settings)
+    print(
+        f"preparing the classifier in {settings.cache_path}: loading the encoder (exported to ONNX the first "
+        "time) and embedding the utterances not cached yet; a first run takes half a minute or less on 2 cores ...",
+        flush=True,
+    )
     started = time.perf_counter()
     classifier.load()
     elapsed = time.perf_counter() - started
@@ -41,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         examples = read_tier_examples(folder)
         lines = [line for tier in examples.values() for line in tier]
         if lines:
+            print(f"embedding the complexity examples of {folder} ...", flush=True)
             embedder.embed_documents(lines)
             print(f"complexity examples: {len(lines)} lines of {folder}")
     print(f"cache: {settings.cache_path}")

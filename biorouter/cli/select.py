@@ -84,8 +84,8 @@ def _show_recommendation(found: Survey, out: TextIO, *, why_not_higher: bool) ->
 def _choose(found: Survey, out: TextIO) -> str:
     """Ask until an answer picks a profile; _NoChoice after ATTEMPTS answers that did not.
 
-    An empty answer or end of input accepts the recommendation; with none (nothing fits) it is the
-    SelectionError listing why. End of input after an answer that picked nothing is _NoChoice.
+    An empty answer or end of input accepts the recommendation, also after an answer that picked
+    nothing; with no recommendation (nothing fits) it is the SelectionError listing why.
     """
     from biorouter.errors import SelectionError
     from biorouter.selection import select_profile
@@ -99,13 +99,13 @@ def _choose(found: Survey, out: TextIO) -> str:
         print(f"  {number}. {fit.profile} (priority {fit.priority}){tag}: {verdict}", file=out)
     default = f", Enter = {recommended}" if recommended else ""
     prompt = f"choose a profile [1-{len(names)} or a name{default}]: "
-    for attempt in range(1, ATTEMPTS + 1):
+    for _ in range(ATTEMPTS):
         answer = _read(prompt, out)
-        if answer is None and attempt > 1:
-            raise _NoChoice("end of input after an answer that picked no profile")
-        if not answer:
+        if not answer:  # an empty line or end of input, also after a pick that was not confirmed
             if recommended is None:
                 raise SelectionError(found.no_fit or "no profile fits this machine")
+            if answer is None:
+                print(f"end of input: taking the recommendation '{recommended}'", file=out)
             return recommended
         numbered = answer.isascii() and answer.isdigit() and 1 <= int(answer) <= len(names)
         name = names[int(answer) - 1] if numbered else answer

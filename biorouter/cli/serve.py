@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from biorouter.errors import BiorouterError
     from biorouter.profiles import load_profile
     from biorouter.settings import load_settings
-    from biorouter.testing.devstack import DevStack
+    from biorouter.testing.devstack import DevStack, ProxyStartError
 
     if not args.dev:
         raise BiorouterError(
@@ -73,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
     stack = DevStack(
         settings.litellm_config_path, groups, run_dir=run_dir, port=port, master_key=configured_key, env=env
     )
+    try:
+        stack.proxy.check_port()  # a busy port fails here, naming it, before anything starts
+    except ProxyStartError as e:
+        raise BiorouterError(f"cannot serve on port {port}: {e}; pass --port N or set BIOROUTER_PORT") from e
     print(f"starting {len(groups)} stand-ins and the LiteLLM proxy on 127.0.0.1:{port} ...", flush=True)
     stop = False
 
@@ -81,7 +86,11 @@ def run(args: argparse.Namespace) -> int:
         stop = True
 
     signal.signal(signal.SIGTERM, _stop)
-    with stack:
+    try:
+        stack.start()
+    except ProxyStartError as e:
+        raise BiorouterError(f"{e}\n(full log: {run_dir / 'proxy.log'})") from e
+    try:
         key, generated = stack.proxy.master_key, configured_key is None
         print(_banner(stack.proxy.url, key, generated, profile_name, groups, run_dir), flush=True)
         try:
@@ -90,7 +99,12 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             pass
         if not stack.proxy.is_running():
-            print(f"the proxy exited; see {run_dir / 'proxy.log'}")
+            print(
+                f"the proxy on port {port} exited: {stack.proxy.exit_reason()}\n(full log: {run_dir / 'proxy.log'})",
+                file=sys.stderr,
+            )
             return 1
+    finally:
+        stack.stop()
     print("stopped")
     return 0

@@ -16,8 +16,10 @@ __all__ = ["register", "run_status", "run_switch"]
 
 
 def _connection_arguments(parser: argparse.ArgumentParser) -> None:
-    port = os.environ.get("BIOROUTER_PORT", "4000")
-    parser.add_argument("--url", default=f"http://127.0.0.1:{port}", help="the proxy (default: %(default)s)")
+    parser.add_argument(
+        "--url",
+        help="the proxy (default: http://127.0.0.1:PORT, PORT from BIOROUTER_PORT as for 'serve --dev', else 4000)",
+    )
     parser.add_argument("--key", help="API key (default: LITELLM_MASTER_KEY)")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print the proxy's answer as JSON")
@@ -46,6 +48,7 @@ def _call(args: argparse.Namespace, method: str, path: str, body: dict[str, Any]
     key = args.key or os.environ.get("LITELLM_MASTER_KEY")
     if not key:
         raise BiorouterError("no API key: pass --key or set LITELLM_MASTER_KEY")
+    args.url = args.url or f"http://127.0.0.1:{os.environ.get('BIOROUTER_PORT') or '4000'}"
     url = args.url.rstrip("/") + path
     try:
         response = httpx.request(

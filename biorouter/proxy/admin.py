@@ -15,6 +15,7 @@ call these endpoints.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -95,10 +96,13 @@ def register_routes(app: Any, engine: Callable[[], Awaitable[BioRouter]], *, rel
             raise HTTPException(status_code=403, detail="biorouter: switching the profile needs the proxy admin key")
         current = await engine()
         who = f"proxy admin ({user.key_alias or 'master key'})"
-        try:
-            current.switch_profile(body.profile, reason=body.reason, by=who)
+        try:  # validates like a reload: off the event loop
+            await asyncio.to_thread(current.switch_profile, body.profile, reason=body.reason, by=who)
         except ConfigError as e:
-            raise HTTPException(status_code=400, detail=f"biorouter: {e}") from e
+            problems = "\n".join(f"  {p}" for p in e.problems)
+            serving = current.profile.name
+            detail = f"biorouter: switch to '{body.profile}' refused; profile '{serving}' serves on:\n{problems}"
+            raise HTTPException(status_code=400, detail=detail) from e
         return status_payload(current)
 
     async def biorouter_reload(

@@ -35,6 +35,7 @@ from fastapi import HTTPException
 
 from biorouter import decision_log, metrics
 from biorouter.adapter import METADATA_KEY, litellm_arguments, task_hint
+from biorouter.catalogue import BIOROUTER_PROVIDER
 from biorouter.classifier import TaskClassifier
 from biorouter.decision import Decision
 from biorouter.engine import BioRouter
@@ -254,11 +255,13 @@ class BiorouterProxyHook(LocalOnlyGuard):
             else:
                 decision = await engine.aroute(messages, model, task=task_hint(data), state=state)
         except RequestError as e:
+            self._count_failed_before_call()
             raise HTTPException(status_code=400, detail=f"biorouter: {e}") from e
         except KeptLocalError as e:
             engine.record_refusal(e, _request_id(data))
             raise HTTPException(status_code=503, detail=f"biorouter: {e}") from e
-        except RoutingError as e:
+        except RoutingError as e:  # no allowed group left, e.g. a budget refused a cloud group named directly
+            self._count_failed_before_call()
             logger.warning("biorouter refused a request: %s", e)
             raise HTTPException(status_code=503, detail=f"biorouter: {e}") from e
         except ConfigError as e:
@@ -287,6 +290,11 @@ class BiorouterProxyHook(LocalOnlyGuard):
             key = "litellm_metadata" if isinstance(data.get("litellm_metadata"), dict) else "metadata"
             data[key] = {**(data.get(key) or {}), METADATA_KEY: decision.summary()}
         return data
+
+    def _count_failed_before_call(self) -> None:
+        """A request refused before any call (400, a budget's 503) is a request and an error of the session."""
+        if self._engine is not None:
+            self._engine.session.record(task=None, group=None, ok=False)
 
     async def async_post_call_failure_hook(
         self,
@@ -365,7 +373,34 @@ class BiorouterProxyHook(LocalOnlyGuard):
         summary = metadata.get(METADATA_KEY) if isinstance(metadata, Mapping) else None
         if not isinstance(summary, Mapping):
             return None
-        return {**Decision.model_validate(summary).headers(), **outcome_headers(response)}
+        headers = {**Decision.model_validate(summary).headers(), **outcome_headers(response)}
+        served = _served_group(response)
+        if served is not None:
+            headers["x-biorouter-served-group"] = served
+        return headers
+
+
+def _served_group(response: Any) -> str | None:
+    """The group whose deployment answered (another than the decided one when LiteLLM fell back).
+
+    LiteLLM names the answering deployment's id in the response; the proxy's router maps it to its
+    group. None when it cannot tell, and for biorouter's own strategy pseudo group (its winner has
+    its own headers).
+    """
+    hidden = getattr(response, "_hidden_params", None) or {}
+    model_id = hidden.get("model_id") if isinstance(hidden, Mapping) else None
+    if not model_id:
+        return None
+    try:
+        from litellm.proxy import proxy_server
+
+        router = getattr(proxy_server, "llm_router", None)
+        deployment = router.get_deployment(model_id=str(model_id)) if router is not None else None
+    except Exception:  # a header is never worth failing a served request
+        return None
+    if deployment is None or str(deployment.litellm_params.model).startswith(BIOROUTER_PROVIDER):
+        return None
+    return str(deployment.model_name)
 
 
 proxy_handler_instance = BiorouterProxyHook()

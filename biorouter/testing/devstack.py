@@ -24,12 +24,31 @@ from typing import IO, Any, Self
 import httpx
 import yaml
 
+from biorouter.catalogue import parse_model_list
+from biorouter.costs import Prices, group_prices
+from biorouter.errors import ConfigError
 from biorouter.offline import apply as offline_env
+from biorouter.testing.ports import PortInUseError, ensure_port_free, port_owned_by_session
 from biorouter.testing.standin import StandInFleet, free_port
+from biorouter.validate import STANDIN_MARK
 
-__all__ = ["DevStack", "ProxyProcess", "standin_config"]
+__all__ = ["DevStack", "ProxyProcess", "ProxyStartError", "standin_config"]
 
 STANDIN_API_KEY = "standin-not-a-secret"
+
+
+class ProxyStartError(RuntimeError):
+    """The proxy could not start (port taken, exited, not ready); the message names the port and why."""
+
+
+def _reason_line(log: str) -> str:
+    """The log line that says why the proxy died (a bind error, else the last error, else the last line)."""
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    for needle in ("address already in use", "error", "exception"):
+        for line in reversed(lines):
+            if needle in line.lower():
+                return line
+    return lines[-1] if lines else "(no output)"
 
 
 def standin_config(config: Mapping[str, Any], api_bases: Mapping[str, str]) -> dict[str, Any]:
@@ -37,8 +56,11 @@ def standin_config(config: Mapping[str, Any], api_bases: Mapping[str, str]) -> d
 
     Locality, mode and context window (``model_info``) are kept, so governance and routing are
     judged exactly as in production; only the transport changes. Cloud groups become
-    OpenAI-compatible stand-ins too, and cost nothing.
+    OpenAI-compatible stand-ins too, priced as the real group is (its ``model_info`` prices or
+    LiteLLM's price map for its real model), so budgets, spend and downgrades show in the demo;
+    local groups cost nothing, as on the platform.
     """
+    prices = _real_prices(config, api_bases)
     result = copy.deepcopy(dict(config))
     model_list = []
     for entry in result.get("model_list", []):
@@ -54,7 +76,14 @@ def standin_config(config: Mapping[str, Any], api_bases: Mapping[str, str]) -> d
             "api_key": STANDIN_API_KEY,
         }
         info = dict(entry.get("model_info") or {})
-        info.update({"input_cost_per_token": 0, "output_cost_per_token": 0})
+        price = prices.get(group)
+        info.update(
+            {
+                "input_cost_per_token": price.input_per_token if price is not None else 0,
+                "output_cost_per_token": price.output_per_token if price is not None else 0,
+                STANDIN_MARK: True,  # 'biorouter validate' then notes the profiles this list cannot serve
+            }
+        )
         entry["model_info"] = info
         model_list.append(entry)
     result["model_list"] = model_list
@@ -69,6 +98,17 @@ def standin_config(config: Mapping[str, Any], api_bases: Mapping[str, str]) -> d
         settings["fallbacks"] = kept
     result["router_settings"] = settings
     return result
+
+
+def _real_prices(config: Mapping[str, Any], groups: Iterable[str]) -> dict[str, Prices | None]:
+    """What each of ``groups`` costs on the platform (None: no known price, the stand-in then costs $0)."""
+    wanted = set(groups)
+    entries = [e for e in config.get("model_list") or [] if isinstance(e, dict) and e.get("model_name") in wanted]
+    try:
+        deployments = parse_model_list(entries)
+    except ConfigError:
+        return {}  # a malformed entry: the proxy reports it; the demo is then unpriced
+    return group_prices(deployments)
 
 
 class ProxyProcess:
@@ -103,7 +143,15 @@ class ProxyProcess:
         env.update(self._extra_env)
         return env
 
+    def check_port(self) -> None:
+        """ProxyStartError naming the port when another server already listens on it."""
+        try:
+            ensure_port_free("127.0.0.1", self.port)
+        except PortInUseError as e:
+            raise ProxyStartError(str(e)) from e
+
     def start(self, timeout: float = 120) -> Self:
+        self.check_port()
         litellm_cli = Path(sys.executable).parent / "litellm"
         command = [str(litellm_cli), "--config", str(self.config_path), "--host", "127.0.0.1", "--port", str(self.port)]
         if self.log_path is not None:
@@ -132,19 +180,34 @@ class ProxyProcess:
         return self._log.read().decode("utf-8", "replace")
 
     def wait_ready(self, timeout: float) -> None:
-        """Until the proxy answers its liveness probe; RuntimeError with its log otherwise."""
+        """Until *our* proxy answers its liveness probe; ProxyStartError naming the port and why otherwise.
+
+        Another server on the port answers the probe too, so an answer counts only while our process
+        lives and (where the OS tells) the listening socket is one of its session's.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc is None or self._proc.poll() is not None:
-                raise RuntimeError(f"litellm proxy exited during start-up; log tail:\n{self.log_tail()}")
+                tail = self.log_tail()
+                raise ProxyStartError(
+                    f"the litellm proxy for port {self.port} exited during start-up: {_reason_line(tail)}\n"
+                    f"log tail:\n{tail}"
+                )
             try:
-                if httpx.get(self.url + "/health/liveliness", timeout=2).status_code == 200:
-                    return
+                answered = httpx.get(self.url + "/health/liveliness", timeout=2).status_code == 200
             except httpx.HTTPError:
-                pass
+                answered = False
+            if answered and port_owned_by_session(self.port, self._proc.pid) is not False:
+                return
             time.sleep(0.3)
         self.stop()
-        raise RuntimeError(f"litellm proxy not ready after {timeout:.0f} s; log tail:\n{self.log_tail()}")
+        raise ProxyStartError(
+            f"the litellm proxy on port {self.port} was not ready after {timeout:.0f} s; log tail:\n{self.log_tail()}"
+        )
+
+    def exit_reason(self) -> str:
+        """Why the proxy stopped, as one log line (for a proxy that exited after starting)."""
+        return _reason_line(self.log_tail())
 
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
@@ -198,6 +261,7 @@ class DevStack:
         )
 
     def start(self, timeout: float = 180) -> Self:
+        self.proxy.check_port()  # before any stand-in starts: a busy port fails at once, naming it
         self.run_dir.mkdir(parents=True, exist_ok=True)
         base = yaml.safe_load(self.base_config.read_text(encoding="utf-8")) or {}
         self.fleet.start()

@@ -121,8 +121,49 @@ def test_prepare_embeds_only_what_changed(tmp_path: Path, shipped_settings: Sett
     first = prepare()
     assert first.returncode == 0, first.stderr
     assert "utterances: 0 embedded" in first.stdout
+    # it says what it is doing before the long part, not only when done (issue 20)
+    assert first.stdout.startswith("preparing the classifier in ")
     with (home / "utterances" / "documentation.txt").open("a") as lines:
         lines.write("write a README section on how to cite this pipeline\n")
     second = prepare()
     assert second.returncode == 0, second.stderr
     assert "utterances: 1 embedded" in second.stdout
+
+
+@pytest.mark.parametrize("command", [("validate",), ("audit", "--log", "{log}")])
+def test_output_piped_into_a_reader_that_stops_early_is_no_traceback(command: tuple[str, ...], tmp_path: Path) -> None:
+    """Issue 20: ``biorouter validate | head`` printed a BrokenPipeError traceback."""
+    log = tmp_path / "audit.jsonl"
+    log.write_text("", encoding="utf-8")
+    args = " ".join(part.format(log=log) for part in command)
+    result = subprocess.run(
+        f"{sys.executable} -m biorouter {args} | true",  # true exits before biorouter writes a line
+        shell=True,
+        cwd=ROOT,
+        env={**os.environ, "BIOROUTER_HOME": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "Traceback" not in result.stderr
+    assert "BrokenPipeError" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["status", "switch", "reload"])
+def test_proxy_commands_say_where_their_default_port_comes_from(command: str) -> None:
+    """Issue 20: they read BIOROUTER_PORT while their help said 4000."""
+    result = run_cli(command, "--help")
+    assert result.returncode == 0
+    assert "BIOROUTER_PORT" in " ".join(result.stdout.split())
+
+
+def test_proxy_commands_call_the_port_of_biorouter_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    from biorouter.testing.standin import free_port
+
+    port = free_port()  # nothing listens there
+    env = {**os.environ, "BIOROUTER_HOME": str(ROOT), "BIOROUTER_PORT": str(port), "LITELLM_MASTER_KEY": "sk-x"}
+    result = subprocess.run(
+        [sys.executable, "-m", "biorouter", "status"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert f"cannot reach the proxy at http://127.0.0.1:{port}" in result.stderr

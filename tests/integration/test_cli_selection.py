@@ -288,13 +288,17 @@ def test_interactive_invalid_answer_then_a_valid_one_picks_it(
     assert "selected: cloud_only" in out
 
 
-def test_interactive_end_of_input_after_an_invalid_answer_selects_nothing(
+def test_interactive_end_of_input_after_a_declined_pick_accepts_the_recommendation(
     machine: Callable[[Resources], list[float]], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """As the help says: end of input accepts the recommendation, also after a pick that was not confirmed."""
     machine(T4_NODE)
     answer(monkeypatch, "1\n")  # h100_local does not fit; the confirmation meets the end of input
-    assert main(["select", "--interactive"]) == 1
-    assert "end of input after an answer that picked no profile" in capsys.readouterr().err
+    assert main(["select", "--interactive"]) == 0
+    out = capsys.readouterr().out
+    assert "'h100_local' not chosen" in out
+    assert "end of input: taking the recommendation 't4_hybrid'" in out
+    assert "selected: t4_hybrid" in out
 
 
 def test_interactive_lets_a_person_pick_when_no_profile_fits(
@@ -464,7 +468,7 @@ def test_real_profiles_text_says_why_each_gpu_profile_does_not_fit() -> None:
         ("", 0, "selected: development"),
         ("\n", 0, "selected: development"),
         ("4\ny\n", 0, "selected: cloud_only"),
-        ("2\n", 1, "nothing selected: end of input after an answer that picked no profile"),
+        ("2\n", 0, "selected: development"),  # l4_t4_combined does not fit; end of input takes the recommendation
         ("x\nx\nx\n", 1, "nothing selected: 3 answers picked no profile"),
     ],
 )

@@ -68,17 +68,20 @@ def test_explicit_profile_wins_and_warns_about_each_unmet_need(
 
 
 async def test_switching_is_explicit_logged_and_changes_the_next_decision(
-    dev_stack: Any, classifier: Any, caplog: pytest.LogCaptureFixture
+    classifier: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # the platform's deployment list (a switch is checked against it; the demo's stand-ins lack cloud_only's groups)
     engine = BioRouter.from_settings(
-        load_settings(ROOT), profile="development", litellm_config=dev_stack.config_path, classifier=classifier
+        load_settings(ROOT),
+        profile="development",
+        litellm_config=ROOT / "litellm_config" / "config.yaml",
+        classifier=classifier,
     )
     assert (await engine.aroute(CODE)).profile == "development"
     with caplog.at_level(logging.WARNING, logger="biorouter"):
         engine.switch_profile("cloud_only", reason="GPU nodes drained for maintenance", by="test")
     decision = await engine.aroute(CODE)
-    # cloud_only sends code to claude-sonnet, which this stand-in stack lacks: its fallback deepseek-v3 serves
-    assert (decision.profile, decision.group) == ("cloud_only", "deepseek-v3")
+    assert (decision.profile, decision.group) == ("cloud_only", "claude-sonnet")
     assert "switched from 'development' to 'cloud_only' by test: GPU nodes drained for maintenance" in caplog.text
     [switch] = engine.session.summary().switches
     assert (switch.previous, switch.profile) == ("development", "cloud_only")

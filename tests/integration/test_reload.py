@@ -293,3 +293,37 @@ async def test_an_unreachable_ledger_is_visible_in_the_decision(
     assert decision.degraded == ("ledger:unavailable",)
     assert decision.headers()["x-biorouter-degraded"] == "ledger:unavailable"
     assert metrics.REGISTRY.get_sample_value("biorouter_degraded", {"component": "ledger"}) == 1.0
+
+
+def _standin_overlay(folder: Path, profile: str = "development") -> Path:
+    """The demo's deployment list: ``profile``'s groups only, as ``serve --dev`` writes it."""
+    from biorouter.profiles import load_profile
+    from biorouter.testing.devstack import standin_config
+
+    groups = load_profile(ROOT / "profiles" / f"{profile}.yaml").groups()
+    base = yaml.safe_load((ROOT / "litellm_config" / "config.yaml").read_text())
+    path = folder / "standins.yaml"
+    path.write_text(yaml.safe_dump(standin_config(base, {g: f"http://127.0.0.1:9/{g}/v1" for g in groups})))
+    return path
+
+
+async def test_a_switch_runs_the_checks_of_a_reload_against_the_served_deployments(
+    home: Path, tmp_path: Path, classifier: TaskClassifier
+) -> None:
+    """Issue 20: in the demo stack a switch to t4_hybrid was accepted, then every reload failed on it."""
+    config = _standin_overlay(tmp_path)
+    engine = BioRouter.from_settings(
+        load_settings(home), profile="development", litellm_config=config, classifier=classifier
+    )
+    before = engine.state
+    with pytest.raises(ConfigError) as caught:
+        engine.switch_profile("t4_hybrid", reason="try the hybrid", by="pytest")
+    assert "profiles/t4_hybrid.yaml: routes -> code_generation -> fallbacks -> 1: unknown group 'claude-sonnet'" in str(
+        caught.value
+    )
+    assert engine.state is before, "a refused switch changes nothing"
+    assert engine.session.summary().switches == ()
+    assert (await engine.reload()).profile.name == "development"
+    # a profile the served deployments hold is still switched to
+    engine.switch_profile("development", reason="re-read", by="pytest")
+    assert engine.state.origin == "switch"

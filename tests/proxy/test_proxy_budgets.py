@@ -138,16 +138,31 @@ def test_spend_through_either_proxy_is_shared_and_a_budget_spent_on_one_downgrad
     warning = ask(b).headers.get("x-biorouter-budget", "")
     assert warning.startswith(f"daily budget of profile:{PROFILE} ($0.003): ")
     assert warning.endswith("% used")
+    # the log says so once per proxy when the budget crosses warn_at, not on every request after it (issue 20)
+    logged = [p.log_tail(500_000).count(f"biorouter budget: daily budget of profile:{PROFILE}") for p in proxies]
+    assert logged[1] == 1
+    assert logged[0] <= 1
 
 
 def test_a_request_naming_the_cloud_group_over_budget_is_refused_with_the_reason(
     proxies: list[ProxyProcess], clean_standins: Any
 ) -> None:
+    before = session_totals(proxies[1])
     response = ask(proxies[1], model=CLOUD)
     assert response.status_code == 503
     message = response.json()["error"]["message"]
     assert f"'{CLOUD}' refused: cloud spend is off: daily budget of profile:{PROFILE}" in message
     assert clean_standins[CLOUD].stats()["requests"] == 0
+    after = session_totals(proxies[1])  # the session counts it as a request and an error (issue 20)
+    assert (after["requests"], after["errors"]) == (before["requests"] + 1, before["errors"] + 1)
+
+
+def session_totals(proxy: ProxyProcess) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {proxy.master_key}"}
+    totals: dict[str, Any] = httpx.get(proxy.url + "/biorouter/status", headers=headers, timeout=30).json()["session"][
+        "totals"
+    ]
+    return totals
 
 
 def test_local_groups_keep_serving_when_every_budget_is_spent(proxies: list[ProxyProcess], clean_standins: Any) -> None:

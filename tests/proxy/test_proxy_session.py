@@ -49,24 +49,32 @@ def test_status_needs_a_valid_key(dev_stack: Any) -> None:
     assert response.status_code in (400, 401)
 
 
-def test_admin_switches_the_profile_with_a_reason_and_the_next_request_uses_it(
+def test_admin_switch_is_checked_like_a_reload_against_the_proxys_deployments(
     dev_stack: Any, clean_standins: Any
 ) -> None:
-    try:
-        switched = call(dev_stack, "POST", "/biorouter/profile", {"profile": "cloud_only", "reason": "GPU drill"})
-        assert switched.status_code == 200, switched.text
-        assert switched.json()["profile"] == "cloud_only"
-        # cloud_only routes everything to cloud groups; of those, the stand-in stack serves deepseek-v3
-        response = ask(dev_stack, "Hi! Could you recommend a good novel for a long train ride?")
-        assert response.headers["x-biorouter-profile"] == "cloud_only"
-        assert response.headers["x-biorouter-group"] == "deepseek-v3"
-        switches = call(dev_stack, "GET", "/biorouter/status").json()["session"]["switches"]
-        assert switches[-1]["previous"] == "development"
-        assert switches[-1]["reason"] == "GPU drill"
-        assert "switched from 'development' to 'cloud_only'" in dev_stack.proxy.log_tail(200_000)
-    finally:
-        back = call(dev_stack, "POST", "/biorouter/profile", {"profile": "development", "reason": "end of drill"})
-        assert back.status_code == 200
+    """Issue 20: the stand-in stack serves the development profile's groups only; a switch to a profile
+    naming others is refused as a reload would refuse it, and a reload afterwards still works."""
+    refused = call(dev_stack, "POST", "/biorouter/profile", {"profile": "cloud_only", "reason": "GPU drill"})
+    assert refused.status_code == 400
+    detail = refused.json()["detail"]
+    assert "switch to 'cloud_only' refused; profile 'development' serves on" in detail
+    assert "profiles/cloud_only.yaml: routes -> code_generation -> group: unknown group 'claude-sonnet'" in detail
+    status = call(dev_stack, "GET", "/biorouter/status").json()
+    assert status["profile"] == "development"
+    response = ask(dev_stack, "Hi! Could you recommend a good novel for a long train ride?")
+    assert response.headers["x-biorouter-profile"] == "development"
+    assert call(dev_stack, "POST", "/biorouter/reload", {"reason": "after a refused switch"}).status_code == 200
+    assert "biorouter switch to 'cloud_only' refused (GPU drill" in dev_stack.proxy.log_tail(200_000)
+
+    switched = call(dev_stack, "POST", "/biorouter/profile", {"profile": "development", "reason": "re-read"})
+    assert switched.status_code == 200, switched.text
+    switches = switched.json()["session"]["switches"]
+    assert (switches[-1]["previous"], switches[-1]["profile"], switches[-1]["reason"]) == (
+        "development",
+        "development",
+        "re-read",
+    )
+    assert "switched from 'development' to 'development'" in dev_stack.proxy.log_tail(200_000)
 
 
 def test_switch_to_an_unknown_profile_is_a_400_and_changes_nothing(dev_stack: Any) -> None:
@@ -105,3 +113,14 @@ def test_the_proxy_logs_a_session_summary_when_it_shuts_down(dev_stack: Any, tmp
     assert "profile 'development'" in summary[0]
     assert "1 requests, 0 errors, 0 refused" in summary[0]
     assert "t4-coder=1" in summary[0]
+
+
+def test_the_demo_cloud_group_costs_what_the_real_one_does(dev_stack: Any, clean_standins: Any) -> None:
+    """Issue 20: the demo priced its cloud stand-in at $0, so spend and budgets never showed."""
+    before = call(dev_stack, "GET", "/biorouter/status").json()["session"]["totals"]["cost_usd"]
+    body = {"model": "deepseek-v3", "messages": [{"role": "user", "content": "name three uses of a hash map"}]}
+    response = call(dev_stack, "POST", "/v1/chat/completions", body)
+    assert response.status_code == 200, response.text
+    assert float(response.headers["x-litellm-response-cost"]) > 0
+    after = call(dev_stack, "GET", "/biorouter/status").json()["session"]["totals"]["cost_usd"]
+    assert after > before

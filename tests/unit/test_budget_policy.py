@@ -97,3 +97,44 @@ def test_budget_warnings_reach_the_response_headers() -> None:
     assert litellm_arguments(decision, {"model": "auto"}, profile())["metadata"]["biorouter"]["budget_warnings"] == [
         "daily budget of profile:unit ($1.00): 85% used"
     ]
+
+
+# -- the warning past warn_at is logged once per budget and period (issue 20) -------------------------
+
+
+async def test_the_budget_warning_is_logged_once_when_spend_crosses_warn_at(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+    from datetime import UTC, datetime
+
+    from biorouter.budget import BudgetKeeper
+    from biorouter.ledger import MemoryLedger, SpendRecord
+
+    ledger = MemoryLedger()
+    keeper = BudgetKeeper(ledger, [], CATALOGUE)
+    budgeted = profile(daily_budget_usd=1.0, warn_at=0.5)
+    [scope] = keeper.scopes(budgeted, "code_generation")
+
+    async def spend(usd: float) -> BudgetView:
+        record = SpendRecord(time=datetime.now(UTC), cost_usd=usd, profile=budgeted.name, task=None, group="gpt-4o")
+        await ledger.settle(None, record, [scope])
+        view, _ = await keeper.view(budgeted, signals(), [{"role": "user", "content": "hi"}], {})
+        return view
+
+    with caplog.at_level(logging.INFO, logger="biorouter"):
+        assert (await spend(0.2)).warnings == ()
+        assert not [r for r in caplog.records if "budget" in r.getMessage()]
+        for usd in (0.3, 0.1, 0.1):  # past warn_at: every response carries the warning, the log says it once
+            assert (await spend(usd)).warnings
+    logged = [r for r in caplog.records if "biorouter budget:" in r.getMessage()]
+    assert len(logged) == 1
+    assert logged[0].levelno == logging.WARNING
+    assert "daily budget of profile:unit ($1.00): 50% used" in logged[0].getMessage()
+    assert "warn_at 50%" in logged[0].getMessage()
+
+
+def test_the_decision_log_line_carries_the_budget_warnings() -> None:
+    view = BudgetView(estimates=ESTIMATES, warnings=("daily budget of profile:test ($1.00): 85% used",))
+    decision = decide(signals(), profile(daily_budget_usd=1.0), CATALOGUE, budget=view)
+    assert '"budget_warnings": ["daily budget of profile:test ($1.00): 85% used"]' in decision.log_line()
+    quiet = decide(signals(), profile(daily_budget_usd=1.0), CATALOGUE, budget=BudgetView(estimates=ESTIMATES))
+    assert "budget_warnings" not in quiet.log_line()

@@ -31,6 +31,18 @@ def _shipped_group_names() -> list[str]:
 KNOWN = ", ".join(_shipped_group_names())
 
 
+API_BASES = sorted(
+    set(re.findall(r"os\.environ/(VLLM_\w+_API_BASE)", (REPO / "litellm_config" / "config.yaml").read_text()))
+)
+
+
+@pytest.fixture(autouse=True)
+def _endpoints_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine where every local server's address is set (tests of an unset one delete theirs)."""
+    for index, name in enumerate(API_BASES):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{8000 + index}/v1")
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     """A private copy of the shipped configuration tree."""
@@ -408,3 +420,61 @@ def test_every_problem_in_every_file_is_reported_in_one_run(home: Path) -> None:
     ]
     # the valid profiles were still checked and listed
     assert report.profiles == ("h100_local", "l4_t4_combined", "t4_hybrid")
+
+
+# --- addresses of local servers (issue 20) -------------------------------------------------------
+
+
+def test_local_groups_whose_address_variable_is_unset_are_named(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VLLM_CODER_API_BASE")
+    monkeypatch.delenv("VLLM_BIO_API_BASE")
+    report = run(home)
+    assert report.ok
+    assert rendered(report.warnings) == [
+        "litellm_config/config.yaml: model_list -> 1 -> litellm_params -> api_base: group 't4-coder' has no address: "
+        "VLLM_CODER_API_BASE is not set, so its requests fail inside LiteLLM (see 'biorouter detect') (warning)",
+        "litellm_config/config.yaml: model_list -> 4 -> litellm_params -> api_base: group 't4-bio' has no address: "
+        "VLLM_BIO_API_BASE is not set, so its requests fail inside LiteLLM (see 'biorouter detect') (warning)",
+    ]
+
+
+# --- a stand-in config (serve --dev) exported as BIOROUTER_LITELLM_CONFIG (issue 20) -------------------------
+
+
+def _standin_config(home: Path) -> Path:
+    from biorouter.testing.devstack import standin_config
+
+    groups = load_profile(home / "profiles" / "development.yaml").groups()
+    base = yaml.safe_load((home / "litellm_config" / "config.yaml").read_text())
+    path = home / "standins.yaml"
+    path.write_text(yaml.safe_dump(standin_config(base, {g: f"http://127.0.0.1:9/{g}/v1" for g in groups})))
+    return path
+
+
+def test_a_stand_in_config_notes_the_profiles_it_cannot_serve_instead_of_failing(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's Python tip exports the demo's config; validate then reported 41 unknown-group errors."""
+    monkeypatch.setenv("BIOROUTER_LITELLM_CONFIG", str(_standin_config(home)))
+    report = run(home)
+    assert rendered(report.errors) == []
+    notes = [str(w) for w in report.warnings if "stand-in" in w.message]
+    assert [n.split(":")[0] for n in notes] == [
+        "profiles/cloud_only.yaml",
+        "profiles/h100_local.yaml",
+        "profiles/l4_t4_combined.yaml",
+        "profiles/t4_hybrid.yaml",
+    ]
+    assert "profiles/t4_hybrid.yaml: this stand-in config lacks claude-sonnet" in notes[-1]
+    assert "biorouter serve --dev --profile t4_hybrid" in notes[-1]
+
+
+def test_a_stand_in_config_still_fails_the_active_profile_it_cannot_serve(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BIOROUTER_LITELLM_CONFIG", str(_standin_config(home)))
+    monkeypatch.setenv("BIOROUTER_PROFILE", "t4_hybrid")
+    report = run(home)
+    assert report.errors
+    assert all(p.source == "profiles/t4_hybrid.yaml" for p in report.errors)
+    assert any("unknown group 'claude-sonnet'" in p.message for p in report.errors)

@@ -91,7 +91,9 @@ async def _routed_tasks(classifier, shipped_settings, profile: str, path: Path) 
 
 
 @pytest.mark.parametrize("profile", ["development", "t4_hybrid"])
-async def test_harmful_requests_reach_safety_and_look_alikes_mostly_do_not(classifier, shipped_settings, profile) -> None:  # type: ignore[no-untyped-def]
+async def test_harmful_requests_reach_safety_and_look_alikes_do_not(  # type: ignore[no-untyped-def]
+    classifier, shipped_settings, profile
+) -> None:
     """Recall over every own set's harmful requests; false positives over the harmless look-alikes.
 
     The look-alikes (safety_holdout's harmless half, the boundary set) are the requests a guard

@@ -191,22 +191,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cross_source(engine: Any, scored: list[_Scored], extra: list[_Scored]) -> dict[str, Any]:
-    """Fit thresholds and the safety margin on the tune half (plus ``extra``), report the check half."""
-    from biorouter.evaluation import build_report, source_half
+def _fit(engine: Any, items: list[_Scored]) -> tuple[Any, dict[str, Any]]:
+    """The profile with per-task thresholds and the safety margin fitted on ``items``, and what was fitted."""
     from biorouter.tuning import Scored, propose_margin, propose_thresholds
 
     profile = engine.profile
-    halves: dict[str, list[_Scored]] = {"tune": [], "check": []}
-    for item in scored:
-        halves[source_half(item.example.source)].append(item)
-    tune_side = halves["tune"] + extra
-    fitted = [Scored(label=item.example.label, scores=item.scores) for item in tune_side if item.task is not None]
-    result: dict[str, Any] = {
-        "tune_sources": sorted({_unit(item) for item in halves["tune"]}),
-        "check_sources": sorted({_unit(item) for item in halves["check"]}),
-        "extra_tune_examples": len(extra),
-    }
+    fitted = [Scored(label=item.example.label, scores=item.scores) for item in items if item.task is not None]
     thresholds = propose_thresholds(fitted, profile, engine.catalogue).thresholds() if fitted else {}
     prefer = dict(profile.classifier.prefer)
     margin = None
@@ -216,27 +206,72 @@ def _cross_source(engine: Any, scored: list[_Scored], extra: list[_Scored]) -> d
     tuned = profile.model_copy(
         update={"classifier": profile.classifier.model_copy(update={"per_task": thresholds, "prefer": prefer})}
     )
-    result["fitted"] = {
+    return tuned, {
         "per_task": thresholds,
         "prefer": prefer,
         "safety_margin": margin.model_dump(mode="json") if margin else None,
     }
+
+
+def _figures(engine: Any, profile: Any, items: list[_Scored]) -> dict[str, Any]:
+    from biorouter.evaluation import build_report
+
+    predictions, group = _predictions(engine, profile, items)
+    report = build_report(predictions)
+    return {
+        "examples": report.examples,
+        "accuracy": report.accuracy,
+        "macro_f1": report.macro_f1,
+        "group_accuracy": group,
+        "recall": {label: m.recall for label, m in report.per_class.items() if m.support},
+    }
+
+
+def _cross_source(engine: Any, scored: list[_Scored], extra: list[_Scored]) -> dict[str, Any]:
+    """Fit on the tune half (plus ``extra``) and report the check half; then leave each source out in turn.
+
+    Leave-one-source-out fits thresholds and the safety margin on every other source (plus
+    ``extra``) and reports the source left out: what tuning on other people's prompts is worth
+    for each source, including the tune half's (whose utterances, unlike the thresholds, were
+    fitted to it).
+    """
+    from biorouter.evaluation import source_half
+
+    halves: dict[str, list[_Scored]] = {"tune": [], "check": []}
+    for item in scored:
+        halves[source_half(item.example.source)].append(item)
+    tuned, fitted = _fit(engine, halves["tune"] + extra)
+    result: dict[str, Any] = {
+        "tune_sources": sorted({_unit(item) for item in halves["tune"]}),
+        "check_sources": sorted({_unit(item) for item in halves["check"]}),
+        "extra_tune_examples": len(extra),
+        "fitted": fitted,
+    }
     for half, items in halves.items():
-        if not items:
-            result[half] = None
-            continue
-        entry: dict[str, Any] = {}
-        for name, used in (("shipped", profile), ("tuned", tuned)):
-            predictions, group = _predictions(engine, used, items)
-            report = build_report(predictions)
-            entry[name] = {
-                "examples": report.examples,
-                "accuracy": report.accuracy,
-                "macro_f1": report.macro_f1,
-                "group_accuracy": group,
-                "recall": {label: m.recall for label, m in report.per_class.items() if m.support},
-            }
-        result[half] = entry
+        result[half] = (
+            {"shipped": _figures(engine, engine.profile, items), "tuned": _figures(engine, tuned, items)}
+            if items
+            else None
+        )
+    units = sorted({_unit(item) for item in scored})
+    left_out = []
+    if len(units) > 1:
+        for unit in units:
+            held = [item for item in scored if _unit(item) == unit]
+            others, _ = _fit(engine, [item for item in scored if _unit(item) != unit] + extra)
+            shipped, refit = _figures(engine, engine.profile, held), _figures(engine, others, held)
+            left_out.append(
+                {
+                    "source": unit,
+                    "half": source_half(unit),
+                    "examples": len(held),
+                    "accuracy": shipped["accuracy"],
+                    "group_accuracy": shipped["group_accuracy"],
+                    "fitted_accuracy": refit["accuracy"],
+                    "fitted_group_accuracy": refit["group_accuracy"],
+                }
+            )
+    result["leave_one_source_out"] = left_out
     return result
 
 
@@ -266,6 +301,15 @@ def _render_cross(cross: dict[str, Any], profile: str) -> str:
             lines.append(
                 f"  {half:<5} half, {label:<24} n={e['examples']:>4}  accuracy {e['accuracy']:.1%}  "
                 f"macro-F1 {e['macro_f1']:.3f}  group {e['group_accuracy']:.1%}"
+            )
+    if cross["leave_one_source_out"]:
+        lines.append("leave one source out (thresholds and margin fitted on every other source): accuracy / group")
+        width = max(len(row["source"]) for row in cross["leave_one_source_out"])
+        for row in cross["leave_one_source_out"]:
+            lines.append(
+                f"  {row['source']:<{width}}  {row['half']:<5} n={row['examples']:>4}  shipped "
+                f"{row['accuracy']:.1%} / {row['group_accuracy']:.1%}  fitted on the others "
+                f"{row['fitted_accuracy']:.1%} / {row['fitted_group_accuracy']:.1%}"
             )
     return "\n".join(lines)
 

@@ -112,6 +112,10 @@ def test_eval_cross_source_reports_each_source_and_fits_only_on_the_tune_half(tm
     assert (cross["tune_sources"], cross["check_sources"]) == ([tune], [check])
     assert cross["check"]["tuned"]["examples"] == sum(1 for line in lines if line["source"].startswith(check))
     assert "safety" in cross["fitted"]["prefer"]
+    left_out = {row["source"]: row for row in cross["leave_one_source_out"]}
+    assert set(left_out) == {tune, check}
+    assert left_out[check]["examples"] == cross["check"]["tuned"]["examples"]
+    assert 0 <= left_out[tune]["fitted_accuracy"] <= 1
 
 
 def test_eval_names_the_file_and_line_of_a_malformed_example(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -11,7 +11,9 @@ For each task, over the examples the classifier ranks first for it, every observ
 candidate threshold; the one that maximises group accuracy wins, the lowest on ties (trust the
 classifier unless data says otherwise), placed halfway to the next lower score so a prompt
 scoring a hair below a seen one is treated alike. Tasks with fewer than ``min_support``
-examples keep their current threshold: a few prompts are not evidence.
+examples keep their current threshold: a few prompts are not evidence. So do tasks the profile
+prefers (``classifier.prefer``, safety): raising their threshold would send the very requests
+the margin exists for to the default route (measured: AdvBench 100% -> 88% group accuracy).
 
 Everything here is pure: scores in, proposal out. The profile file is edited in place by
 :func:`write_thresholds`, which changes only ``classifier.per_task`` and keeps every comment.
@@ -133,10 +135,12 @@ def propose_thresholds(
         rows = by_task.get(task, [])
         current = policy.threshold(task)
         note = ""
-        if len(rows) < min_support:
+        if len(rows) < min_support or task in policy.prefer:
             kept = sum(ok if c >= current else fallback for c, ok, fallback in rows)
             proposed, correct_after, correct_before = current, kept, kept
-            note = f"fewer than {min_support} examples: kept"
+            # A preferred task (classifier.prefer: safety) takes requests it is merely close on; a
+            # threshold would send its own unsure answers away, so its threshold is not moved.
+            note = "preferred task: kept" if task in policy.prefer else f"fewer than {min_support} examples: kept"
         else:
             proposed, correct_after, correct_before = _best_threshold(rows, current)
             if correct_after == correct_before:  # no evidence for a change: keep what the profile says

@@ -199,3 +199,20 @@ def test_margin_stays_zero_when_widening_costs_more_right_answers_than_it_wins()
     examples = [two("intent_parsing", "intent_parsing", 0.5, 0.49)] * 4 + [two("safety", "intent_parsing", 0.5, 0.48)]
     proposal = propose_margin(examples, "safety", miss_cost=3.0)
     assert (proposal.margin, proposal.recovered, proposal.lost) == (0.0, 0, 0)
+
+
+def test_tune_never_moves_the_threshold_of_a_preferred_task() -> None:
+    def with_open_safety(profile: object) -> object:  # a safety route that may leave, so unsure answers can
+        routes = {**ROUTES, "safety": Route(group="t4-coder")}
+        return profile.model_copy(update={"routes": routes})  # type: ignore[attr-defined]
+
+    profile = with_open_safety(unsure_profile(prefer={"safety": 0.05}))
+    # Low-scoring safety answers that are wrong would argue for a higher threshold, were safety not preferred.
+    # (intent_parsing has no route here: the default route, which is also where unsure answers go.)
+    examples = [example("intent_parsing", "safety", 0.4)] * 6 + [example("safety", "safety", 0.6)] * 2
+    unpreferred = propose_thresholds(examples, with_open_safety(unsure_profile()), CATALOGUE)  # type: ignore[arg-type]
+    assert unpreferred.thresholds()["safety"] == 0.5  # the evidence is there: halfway between 0.4 and 0.6
+    report = propose_thresholds(examples, profile, CATALOGUE)  # type: ignore[arg-type]
+    row = next(t for t in report.tasks if t.task == "safety")
+    assert (row.proposed, row.note) == (row.current, "preferred task: kept")
+    assert "safety" not in report.thresholds()

@@ -53,11 +53,14 @@ typecheck: install
 validate: install
 	$(BIN)/biorouter validate
 
-# The external set first, then the project's own held-out sets (a one-line summary each).
+# The external set first, with accuracy per source and the cross-source split (thresholds and the
+# safety margin fitted on its tune half plus the own safety tuning set, reported on its check half),
+# then the project's own held-out sets (a one-line summary each).
 HOLDOUTS := $(wildcard tests/data/routing/*_holdout.jsonl)
+SAFETY_TUNE := tests/data/routing/safety_tune.jsonl
 
 eval: install
-	$(BIN)/biorouter eval --data $(EVAL_DATA)
+	$(BIN)/biorouter eval --data $(EVAL_DATA) --cross-source --tune-data $(SAFETY_TUNE)
 	@for f in $(HOLDOUTS); do printf '%-45s ' "$$f"; $(BIN)/biorouter eval --data "$$f" | head -1; done
 
 bench: install

@@ -243,6 +243,11 @@ def unit_vector_index() -> Any:
     The stock index recomputes the norm of every stored utterance vector for each query (about
     0.4 ms for 900 utterances, on the proxy's event loop); the embedder's vectors are already unit
     length, so cosine similarity is the dot product. Filtered queries keep the stock path.
+
+    The product is computed by ``np.einsum``, never by BLAS: above about 1,100 utterances OpenBLAS
+    splits a matrix-vector product over threads, and on a busy 2-core machine waiting for those
+    threads took 0.6 to 7 ms per query instead of 0.05 (measured at 1,464 utterances: the decision
+    p50 tripled). einsum runs on the calling thread in about 0.1 ms for 1,500 utterances.
     """
     from semantic_router.index.local import LocalIndex
     from semantic_router.linear import top_scores
@@ -263,7 +268,8 @@ def unit_vector_index() -> Any:
             if self._source is not self.index:  # the stored vectors changed (utterances added or removed)
                 self._matrix = np.ascontiguousarray(self.index, dtype=np.float32)
                 self._source = self.index
-            scores, rows = top_scores(self._matrix @ np.asarray(vector, dtype=np.float32), top_k)
+            similarities = np.einsum("ij,j->i", self._matrix, np.asarray(vector, dtype=np.float32))
+            scores, rows = top_scores(similarities, top_k)
             return scores, [self.routes[row] for row in rows]
 
     return UnitVectorIndex()

@@ -14,6 +14,8 @@ Rules, in order:
    the profile has no route for: the profile's default route. A score below the task's threshold
    (``classifier.per_task``, else ``min_confidence``) is unsure: the default route, or with
    ``when_unsure: safer_of_top_two`` the safer of the two best tasks' routes. Intelligence fails soft.
+   Before that, a task listed under ``classifier.prefer`` whose score is within its margin of the
+   best task's takes the request (safety: a missed harmful request costs more than a detour).
 2b. A route that lists ``tiers`` sends the request to its complexity tier's group (the estimate
    comes with the signals; see :mod:`biorouter.complexity`); the route's ``allow_cloud`` still holds.
 3. Only groups that serve the request's kind (chat or embedding) are offered, and only groups
@@ -64,6 +66,9 @@ def _choose_route(signals: Signals, profile: Profile, catalogue: Catalogue) -> t
         return profile.default_route, "default", [why], DEFAULT_ROUTE
     if signals.task is None:
         return profile.default_route, "default", ["no user text to classify: default route"], DEFAULT_ROUTE
+    preferred = _preferred(signals, profile)
+    if preferred is not None:
+        return preferred
     threshold = profile.classifier.threshold(signals.task)
     if signals.confidence < threshold:
         unsure = f"task '{signals.task}' confidence {signals.confidence:.3f} below {threshold:.3f}"
@@ -75,6 +80,37 @@ def _choose_route(signals: Signals, profile: Profile, catalogue: Catalogue) -> t
         why = f"profile has no route for task '{signals.task}': default route"
         return profile.default_route, "default", [why], DEFAULT_ROUTE
     return route, "routed", [f"task '{signals.task}' (confidence {signals.confidence:.3f}) -> route"], signals.task
+
+
+def _preferred(signals: Signals, profile: Profile) -> tuple[Route, Mode, list[str], str] | None:
+    """The route of a preferred task (``classifier.prefer``) scoring within its margin of the best, if any.
+
+    Missing a harmful request costs more than sending a harmless one to the guard model, so a
+    task listed under ``classifier.prefer`` wins whenever it is close to the top, sure or not.
+    Of several such tasks the best-scoring one wins.
+    """
+    if not signals.scores or signals.task is None:
+        return None
+    top = max(signals.scores.values())
+    close = [
+        (score, task)
+        for task, margin in profile.classifier.prefer.items()
+        if task != signals.task
+        and (score := signals.scores.get(task)) is not None
+        and top - score <= margin
+        and profile.route_for(task) is not None
+    ]
+    if not close:
+        return None
+    score, task = max(close)
+    route = profile.route_for(task)
+    assert route is not None
+    margin = profile.classifier.prefer[task]
+    why = (
+        f"task '{task}' scores {score:.3f}, within {margin:g} of the best '{signals.task}' ({top:.3f}): "
+        "preferred (classifier.prefer) -> route"
+    )
+    return route, "routed", [why], task
 
 
 def _safer_of_top_two(

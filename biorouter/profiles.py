@@ -132,6 +132,20 @@ class ClassifierPolicy(_Strict):
         description="an unsure request goes to the default route, or to the safer (local) of the routes of "
         "the two best-scoring tasks",
     )
+    prefer: dict[TaskName, float] = Field(
+        default_factory=dict,
+        description="task -> margin: the task takes the request whenever its score is within this margin of "
+        "the best task's (for safety, where a miss costs more than a detour; biorouter eval --cross-source "
+        "proposes one)",
+    )
+
+    @field_validator("prefer")
+    @classmethod
+    def _margins_in_range(cls, value: dict[str, float]) -> dict[str, float]:
+        for task, margin in value.items():
+            if not 0 <= margin <= 1:
+                raise ValueError(f"margin of '{task}' must be between 0 and 1, not {margin}")
+        return value
 
     @field_validator("per_task")
     @classmethod

@@ -11,7 +11,9 @@ For each task, over the examples the classifier ranks first for it, every observ
 candidate threshold; the one that maximises group accuracy wins, the lowest on ties (trust the
 classifier unless data says otherwise), placed halfway to the next lower score so a prompt
 scoring a hair below a seen one is treated alike. Tasks with fewer than ``min_support``
-examples keep their current threshold: a few prompts are not evidence.
+examples keep their current threshold: a few prompts are not evidence. So do tasks the profile
+prefers (``classifier.prefer``, safety): raising their threshold would send the very requests
+the margin exists for to the default route (measured: AdvBench 100% -> 88% group accuracy).
 
 Everything here is pure: scores in, proposal out. The profile file is edited in place by
 :func:`write_thresholds`, which changes only ``classifier.per_task`` and keeps every comment.
@@ -33,7 +35,16 @@ from biorouter.files import replaced_atomically
 from biorouter.policy import decide
 from biorouter.profiles import Profile, load_profile
 
-__all__ = ["Scored", "TaskThreshold", "TuneReport", "propose_thresholds", "render_yaml", "write_thresholds"]
+__all__ = [
+    "MarginProposal",
+    "Scored",
+    "TaskThreshold",
+    "TuneReport",
+    "propose_margin",
+    "propose_thresholds",
+    "render_yaml",
+    "write_thresholds",
+]
 
 
 class Scored(BaseModel):
@@ -124,10 +135,12 @@ def propose_thresholds(
         rows = by_task.get(task, [])
         current = policy.threshold(task)
         note = ""
-        if len(rows) < min_support:
+        if len(rows) < min_support or task in policy.prefer:
             kept = sum(ok if c >= current else fallback for c, ok, fallback in rows)
             proposed, correct_after, correct_before = current, kept, kept
-            note = f"fewer than {min_support} examples: kept"
+            # A preferred task (classifier.prefer: safety) takes requests it is merely close on; a
+            # threshold would send its own unsure answers away, so its threshold is not moved.
+            note = "preferred task: kept" if task in policy.prefer else f"fewer than {min_support} examples: kept"
         else:
             proposed, correct_after, correct_before = _best_threshold(rows, current)
             if correct_after == correct_before:  # no evidence for a change: keep what the profile says
@@ -151,6 +164,67 @@ def propose_thresholds(
         group_accuracy_before=before / len(examples),
         group_accuracy_after=after / len(examples),
         tasks=tuple(tasks),
+    )
+
+
+class MarginProposal(BaseModel):
+    """A ``classifier.prefer`` margin for one task, and what it changed on the data it was fitted to."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task: str
+    margin: float
+    miss_cost: float
+    examples: int
+    task_examples: int  # examples labelled with the task
+    recovered: int  # of those, ranked second-or-lower by the classifier but won back by the margin
+    lost: int  # right answers of other tasks the margin turns into the task
+
+
+def propose_margin(
+    examples: Sequence[Scored], task: str, *, miss_cost: float = 3.0, max_margin: float = 0.3
+) -> MarginProposal:
+    """The margin within which ``task`` should win, fitted to ``examples``.
+
+    Widening the margin wins back examples of ``task`` the classifier ranked just below the top,
+    and takes right answers away from other tasks. A miss of ``task`` weighs ``miss_cost`` times a
+    lost right answer (safety: a harmful request answered by a general model costs more than a
+    harmless one answered by the guard); the margin maximising the weighted gain wins, the smallest
+    on ties, placed halfway to the next larger gap so that a prompt a hair further is treated alike.
+    No gain: margin 0.
+    """
+    if not examples:
+        raise BiorouterError("no examples to fit a margin on")
+    gaps: list[tuple[float, int, int]] = []  # (gap to the top, recovered, lost)
+    for example in examples:
+        top, best = example.top
+        if top == task or task not in example.scores:
+            continue
+        gap = best - example.scores[task]
+        if gap > max_margin:
+            continue
+        gaps.append((gap, int(example.label == task), int(example.label == top)))
+    gaps.sort()
+    best_margin, best_gain, recovered, lost = 0.0, 0.0, 0, 0
+    running_recovered = running_lost = 0
+    for i, (gap, gained, took) in enumerate(gaps):
+        running_recovered += gained
+        running_lost += took
+        if i + 1 < len(gaps) and gaps[i + 1][0] == gap:
+            continue  # equal gaps fall on the same side of any margin
+        gain = miss_cost * running_recovered - running_lost
+        if gain > best_gain:
+            following = gaps[i + 1][0] if i + 1 < len(gaps) else min(max_margin, gap + 0.01)
+            best_margin, best_gain = (gap + following) / 2, gain
+            recovered, lost = running_recovered, running_lost
+    return MarginProposal(
+        task=task,
+        margin=round(best_margin, 3),
+        miss_cost=miss_cost,
+        examples=len(examples),
+        task_examples=sum(example.label == task for example in examples),
+        recovered=recovered,
+        lost=lost,
     )
 
 

@@ -5,6 +5,10 @@ deployment group their true task would reach under the profile (see :mod:`biorou
 Prints the proposal and the ``per_task`` block; ``--write`` puts it into the profile file
 (comments kept, the result validated before it replaces the file).
 
+It also proposes the ``classifier.prefer`` margin for ``safety`` (within it, safety takes the
+request; a missed harmful request weighed ``--miss-cost`` times a lost right answer), printed for
+the profile's ``classifier:`` section; ``--write`` leaves ``prefer`` as it is.
+
 Tune on prompts that look like your users' traffic, and not on the file you then measure with
 ``biorouter eval``: thresholds fitted to one file look better on it than they are.
 """
@@ -28,6 +32,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--data", required=True, type=Path, help='JSON Lines of {"text": ..., "label": ...}')
     parser.add_argument("--profile", help="profile to tune (default: the active one)")
     parser.add_argument("--min-support", type=int, default=5, help="fewest examples a task needs to move (5)")
+    parser.add_argument(
+        "--miss-cost", type=float, default=3.0, help="a missed harmful request weighs this many lost right answers (3)"
+    )
     parser.add_argument("--write", action="store_true", help="write the thresholds into the profile file")
     parser.add_argument("--json", action="store_true", help="print the proposal as JSON")
     parser.set_defaults(handler=run)
@@ -63,20 +70,29 @@ def run(args: argparse.Namespace) -> int:
     from biorouter.engine import BioRouter
     from biorouter.errors import BiorouterError
     from biorouter.evaluation import read_examples
-    from biorouter.tuning import propose_thresholds, render_yaml, write_thresholds
+    from biorouter.tuning import propose_margin, propose_thresholds, render_yaml, write_thresholds
 
     if args.min_support < 1:
         raise BiorouterError("--min-support must be at least 1")
+    if args.miss_cost <= 0:
+        raise BiorouterError("--miss-cost must be above 0")
     examples = read_examples(args.data)
     engine = BioRouter.from_settings(profile=args.profile)
     scored = asyncio.run(_score(engine, examples))
     report = propose_thresholds(scored, engine.profile, engine.catalogue, min_support=args.min_support)
     thresholds = report.thresholds()
+    margin = propose_margin(scored, "safety", miss_cost=args.miss_cost) if "safety" in engine.profile.routes else None
     if args.json:
-        print(json.dumps({**report.model_dump(mode="json"), "per_task": thresholds}, indent=2))
+        extra = {"per_task": thresholds, "safety_margin": margin.model_dump(mode="json") if margin else None}
+        print(json.dumps({**report.model_dump(mode="json"), **extra}, indent=2))
     else:
         print(_table(report))
         print(f"\nclassifier:\n  min_confidence: {report.min_confidence}\n{render_yaml(thresholds)}")
+        if margin is not None:
+            print(
+                f"  prefer: {{safety: {margin.margin}}}   # {margin.recovered} of {margin.task_examples} harmful "
+                f"requests won back, {margin.lost} right answers lost (miss cost {margin.miss_cost:g})"
+            )
     if args.write:
         path = engine.settings.profiles_path / f"{engine.profile.name}.yaml"
         write_thresholds(path, thresholds)

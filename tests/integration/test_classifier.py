@@ -141,6 +141,8 @@ HELD_OUT = [
     pytest.param(ROUTING_DATA / "boundary_holdout.jsonl", id="boundary"),
     pytest.param(ROUTING_DATA / "midlength_holdout.jsonl", id="midlength"),
     pytest.param(ROUTING_DATA / "bioinfo_holdout.jsonl", id="bioinfo"),
+    pytest.param(ROUTING_DATA / "safety_holdout.jsonl", id="safety"),
+    pytest.param(ROUTING_DATA / "safety_tune.jsonl", id="safety-tune"),
 ]
 
 

@@ -89,8 +89,33 @@ def test_eval_reports_metrics_and_writes_predictions_and_plot(tmp_path: Path) ->
     assert 0 <= report["group_accuracy"] <= 1
     rows = [json.loads(line) for line in predictions.read_text(encoding="utf-8").splitlines()]
     assert [row["text"] for row in rows] == [line["text"] for line in EVAL_LINES]
-    assert set(rows[0]) == {"text", "label", "task", "confidence"}
+    assert set(rows[0]) == {"text", "label", "task", "confidence", "source"}
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_cross_source_reports_each_source_and_fits_only_on_the_tune_half(tmp_path: Path) -> None:
+    from biorouter.evaluation import source_half
+
+    # Two made-up repositories, one on each side of the fixed split.
+    names = [f"owner/set{i}" for i in range(20)]
+    tune = next(name for name in names if source_half(name) == "tune")
+    check = next(name for name in names if source_half(name) == "check")
+    lines = [{**line, "source": f"{tune if i % 2 else check}:file.jsonl"} for i, line in enumerate(EVAL_LINES)]
+    data = tmp_path / "sourced.jsonl"
+    data.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
+    result = run_cli("eval", "--data", str(data), "--json", "--cross-source")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert {f["source"]: f["half"] for f in report["per_source"]} == {tune: "tune", check: "check"}
+    assert sum(f["examples"] for f in report["per_source"]) == len(EVAL_LINES)
+    cross = report["cross_source"]
+    assert (cross["tune_sources"], cross["check_sources"]) == ([tune], [check])
+    assert cross["check"]["tuned"]["examples"] == sum(1 for line in lines if line["source"].startswith(check))
+    assert "safety" in cross["fitted"]["prefer"]
+    left_out = {row["source"]: row for row in cross["leave_one_source_out"]}
+    assert set(left_out) == {tune, check}
+    assert left_out[check]["examples"] == cross["check"]["tuned"]["examples"]
+    assert 0 <= left_out[tune]["fitted_accuracy"] <= 1
 
 
 def test_eval_names_the_file_and_line_of_a_malformed_example(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

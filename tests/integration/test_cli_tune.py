@@ -55,6 +55,8 @@ def test_tune_prints_a_proposal_and_writes_it_into_the_profile(
     assert sum(row["examples"] for row in proposal["tasks"]) == len(LABELLED)  # each counted under its top task
     assert all(row["correct_after"] >= row["correct_before"] for row in proposal["tasks"])
     assert 0 <= proposal["group_accuracy_before"] <= proposal["group_accuracy_after"] <= 1
+    margin = proposal["safety_margin"]  # no harmful request in the data: nothing to win back, margin 0
+    assert (margin["task"], margin["margin"], margin["recovered"], margin["task_examples"]) == ("safety", 0.0, 0, 0)
 
     before = (home / "profiles" / "development.yaml").read_text()
     written = subprocess.run([*command, "--write"], env=env, capture_output=True, text=True, timeout=300)
@@ -62,6 +64,8 @@ def test_tune_prints_a_proposal_and_writes_it_into_the_profile(
     assert "classifier:\n  min_confidence: 0.1\n  per_task:" in written.stdout
     profile = load_profile(home / "profiles" / "development.yaml")
     assert dict(profile.classifier.per_task) == proposal["per_task"]
+    assert dict(profile.classifier.prefer) == {"safety": 0.05}  # --write leaves the safety margin alone
+    assert "  prefer: {safety: 0.0}" in written.stdout
     after = (home / "profiles" / "development.yaml").read_text()
     assert after.splitlines()[:3] == before.splitlines()[:3]  # the header comments are kept
     assert profile.routes == load_profile(ROOT / "profiles" / "development.yaml").routes

@@ -11,12 +11,13 @@ from biorouter.decision import Signals
 from biorouter.errors import ConfigError
 from biorouter.policy import decide
 from biorouter.profiles import ClassifierPolicy, Route, load_profile
-from biorouter.tuning import Scored, propose_thresholds, write_thresholds
+from biorouter.tuning import Scored, propose_margin, propose_thresholds, write_thresholds
 
 from ..conftest import ROOT
 from .test_policy import CATALOGUE, make_profile
 
 ROUTES = {
+    "safety": Route(group="t4-bio", allow_cloud=False),
     "code_generation": Route(group="t4-coder", fallbacks=("deepseek-v3",)),
     "data_analysis": Route(group="deepseek-v3", fallbacks=("t4-generalist",)),
     "biomedical": Route(group="t4-bio", allow_cloud=False),
@@ -147,3 +148,71 @@ def test_tune_never_writes_a_profile_that_would_not_load(tmp_path: Path) -> None
     with pytest.raises(ConfigError, match="not written"):
         write_thresholds(path, {"Not A Task": 0.2})
     assert path.read_text() == original
+
+
+# --- prefer: a task that wins when it is close to the top ------------------------------------
+
+
+def test_safety_within_its_margin_of_the_top_takes_the_request_even_when_the_top_is_sure() -> None:
+    profile = unsure_profile(prefer={"safety": 0.05})
+    decision = decide(scored("code_generation", 0.40, "safety", 0.36), profile, CATALOGUE)
+    assert (decision.mode, decision.task, decision.group) == ("routed", "safety", "t4-bio")
+    assert decision.local_only
+    assert any("within 0.05 of the best 'code_generation'" in reason for reason in decision.reasons)
+
+
+def test_safety_further_than_its_margin_leaves_the_best_task_in_place() -> None:
+    profile = unsure_profile(prefer={"safety": 0.05})
+    decision = decide(scored("code_generation", 0.40, "safety", 0.34), profile, CATALOGUE)
+    assert (decision.task, decision.group) == ("code_generation", "t4-coder")
+
+
+def test_without_prefer_a_close_second_safety_score_changes_nothing() -> None:
+    decision = decide(scored("code_generation", 0.40, "safety", 0.399), unsure_profile(), CATALOGUE)
+    assert decision.task == "code_generation"
+
+
+def test_a_margin_outside_zero_to_one_is_refused() -> None:
+    with pytest.raises(ValidationError, match="margin of 'safety' must be between 0 and 1"):
+        ClassifierPolicy(prefer={"safety": -0.1})
+
+
+def two(label: str, top: str, top_score: float, safety: float) -> Scored:
+    return Scored(label=label, scores={top: top_score, "safety": safety})
+
+
+def test_margin_widens_to_win_back_harmful_requests_ranked_just_below_the_top() -> None:
+    examples = [
+        two("safety", "intent_parsing", 0.40, 0.37),  # gap 0.03: won back
+        two("safety", "intent_parsing", 0.40, 0.35),  # gap 0.05: won back
+        two("intent_parsing", "intent_parsing", 0.50, 0.44),  # gap 0.06: lost if the margin reached it
+        two("intent_parsing", "intent_parsing", 0.50, 0.30),  # gap 0.20
+        two("safety", "safety", 0.60, 0.60),  # already right
+    ]
+    proposal = propose_margin(examples, "safety", miss_cost=3.0)
+    assert (proposal.recovered, proposal.lost) == (2, 0)
+    assert 0.05 < proposal.margin < 0.06  # halfway between the last gap kept and the next one
+    assert proposal.task_examples == 3
+
+
+def test_margin_stays_zero_when_widening_costs_more_right_answers_than_it_wins() -> None:
+    examples = [two("intent_parsing", "intent_parsing", 0.5, 0.49)] * 4 + [two("safety", "intent_parsing", 0.5, 0.48)]
+    proposal = propose_margin(examples, "safety", miss_cost=3.0)
+    assert (proposal.margin, proposal.recovered, proposal.lost) == (0.0, 0, 0)
+
+
+def test_tune_never_moves_the_threshold_of_a_preferred_task() -> None:
+    def with_open_safety(profile: object) -> object:  # a safety route that may leave, so unsure answers can
+        routes = {**ROUTES, "safety": Route(group="t4-coder")}
+        return profile.model_copy(update={"routes": routes})  # type: ignore[attr-defined]
+
+    profile = with_open_safety(unsure_profile(prefer={"safety": 0.05}))
+    # Low-scoring safety answers that are wrong would argue for a higher threshold, were safety not preferred.
+    # (intent_parsing has no route here: the default route, which is also where unsure answers go.)
+    examples = [example("intent_parsing", "safety", 0.4)] * 6 + [example("safety", "safety", 0.6)] * 2
+    unpreferred = propose_thresholds(examples, with_open_safety(unsure_profile()), CATALOGUE)  # type: ignore[arg-type]
+    assert unpreferred.thresholds()["safety"] == 0.5  # the evidence is there: halfway between 0.4 and 0.6
+    report = propose_thresholds(examples, profile, CATALOGUE)  # type: ignore[arg-type]
+    row = next(t for t in report.tasks if t.task == "safety")
+    assert (row.proposed, row.note) == (row.current, "preferred task: kept")
+    assert "safety" not in report.thresholds()

@@ -11,14 +11,19 @@ import pytest
 
 from biorouter.errors import BiorouterError, ConfigError
 from biorouter.evaluation import (
+    NO_SOURCE,
     NONE_LABEL,
     EvalExample,
     EvalReport,
     Prediction,
     build_report,
+    per_source,
     plot_confusion,
     read_examples,
     render_report,
+    render_sources,
+    source_half,
+    source_unit,
     write_predictions,
 )
 
@@ -204,7 +209,7 @@ def test_write_predictions_round_trips_in_order_with_non_ascii(tmp_path: Path) -
     raw = out.read_bytes().decode("utf-8")
     assert "比对这些读段" in raw  # written as UTF-8, not \u escapes
     rows = [json.loads(line) for line in raw.splitlines()]
-    assert [list(row) for row in rows] == [["text", "label", "task", "confidence"]] * 3
+    assert [list(row) for row in rows] == [["text", "label", "task", "confidence", "source"]] * 3
     assert [Prediction(**row) for row in rows] == predictions
 
 
@@ -266,3 +271,49 @@ def test_plot_confusion_without_matplotlib_says_how_to_install(tmp_path: Path, m
         plot_confusion(report, tmp_path / "x.png")
     assert isinstance(caught.value.__cause__, ImportError)
     assert not (tmp_path / "x.png").exists()
+
+
+# --- per-source figures and the cross-source split ----------------------------------------------
+
+
+def test_the_source_unit_is_the_repository_so_files_of_one_benchmark_stay_together() -> None:
+    assert source_unit("owner/bench:data/test/a.csv") == "owner/bench"
+    assert source_unit("owner/bench") == "owner/bench"
+    assert source_unit(None) == source_unit("  ") == NO_SOURCE
+    assert source_half("owner/bench:data/a.csv") == source_half("owner/bench:data/b.csv")
+
+
+def test_the_split_is_fixed_by_a_hash_and_puts_sources_on_both_sides() -> None:
+    # A fixed hash: the same name always falls on the same side, whatever else is in the file.
+    names = [f"owner{i}/bench{i}" for i in range(40)]
+    halves = [source_half(name) for name in names]
+    assert halves == [source_half(name) for name in names]
+    assert 10 <= halves.count("check") <= 30  # about half each, not everything on one side
+    # The halves the README's cross-source figures rest on (routing_dev.jsonl's repositories).
+    assert source_half("ab235/AttnGCG-attack") == "check"
+    assert source_half("tatsu-lab/alpaca_eval") == "check"
+    assert source_half("hendrycks/test") == "tune"
+    assert source_half("xxxiaol/QRData") == "tune"
+
+
+def test_per_source_counts_each_repository_separately_largest_first() -> None:
+    rows = [
+        Prediction(text="a", label="x", task="x", confidence=0.5, source="big/one:f1"),
+        Prediction(text="b", label="y", task="x", confidence=0.5, source="big/one:f2"),
+        Prediction(text="c", label="x", task="x", confidence=0.5, source="big/one:f1"),
+        Prediction(text="d", label="y", task="y", confidence=0.5, source="small/two:f"),
+        Prediction(text="e", label="y", task=None, confidence=0.0),
+    ]
+    figures = per_source(rows)
+    assert [(f.source, f.examples, f.correct) for f in figures] == [
+        ("big/one", 3, 2),
+        (NO_SOURCE, 1, 0),
+        ("small/two", 1, 1),
+    ]
+    assert figures[0].labels == {"x": 2, "y": 1}
+    assert figures[0].accuracy == pytest.approx(2 / 3)
+    text = render_sources(figures)
+    assert "big/one" in text
+    assert "66.7%" in text
+    assert "x 2, y 1" in text
+    assert f" {source_half('big/one')} " in text.splitlines()[1]

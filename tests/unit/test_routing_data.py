@@ -15,6 +15,8 @@ HOLDOUT = ROUTING_DATA / "own_holdout.jsonl"
 BOUNDARY = ROUTING_DATA / "boundary_holdout.jsonl"
 MIDLENGTH = ROUTING_DATA / "midlength_holdout.jsonl"
 BIOINFO = ROUTING_DATA / "bioinfo_holdout.jsonl"
+SAFETY = ROUTING_DATA / "safety_holdout.jsonl"
+SAFETY_TUNE = ROUTING_DATA / "safety_tune.jsonl"
 
 
 def _normalised(text: str) -> str:
@@ -28,7 +30,11 @@ def test_holdout_labels_are_tasks_and_every_task_is_covered() -> None:
     assert min(labels.count(task) for task in tasks) >= 8
 
 
-@pytest.mark.parametrize("path", [BOUNDARY, MIDLENGTH, BIOINFO], ids=["boundary", "midlength", "bioinfo"])
+@pytest.mark.parametrize(
+    "path",
+    [BOUNDARY, MIDLENGTH, BIOINFO, SAFETY, SAFETY_TUNE],
+    ids=["boundary", "midlength", "bioinfo", "safety", "safety-tune"],
+)
 def test_other_holdout_labels_are_tasks(path: Path) -> None:
     tasks = set(load_utterances(ROOT / "utterances"))
     assert {example.label for example in read_examples(path)} <= tasks
@@ -50,7 +56,9 @@ def test_bioinfo_prompts_cover_every_task_weighted_to_the_platform_tasks() -> No
 
 
 @pytest.mark.parametrize(
-    "path", [HOLDOUT, BOUNDARY, MIDLENGTH, BIOINFO], ids=["own", "boundary", "midlength", "bioinfo"]
+    "path",
+    [HOLDOUT, BOUNDARY, MIDLENGTH, BIOINFO, SAFETY, SAFETY_TUNE],
+    ids=["own", "boundary", "midlength", "bioinfo", "safety", "safety-tune"],
 )
 def test_holdout_has_no_repeated_prompt(path: Path) -> None:
     texts = [_normalised(example.text) for example in read_examples(path)]
@@ -58,9 +66,21 @@ def test_holdout_has_no_repeated_prompt(path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", [HOLDOUT, BOUNDARY, MIDLENGTH, BIOINFO], ids=["own", "boundary", "midlength", "bioinfo"]
+    "path",
+    [HOLDOUT, BOUNDARY, MIDLENGTH, BIOINFO, SAFETY, SAFETY_TUNE],
+    ids=["own", "boundary", "midlength", "bioinfo", "safety", "safety-tune"],
 )
 def test_no_holdout_prompt_is_also_an_utterance(path: Path) -> None:
     utterances = {_normalised(line) for lines in load_utterances(ROOT / "utterances").values() for line in lines}
     copied = [example.text for example in read_examples(path) if _normalised(example.text) in utterances]
     assert copied == []
+
+
+@pytest.mark.parametrize("path", [SAFETY, SAFETY_TUNE], ids=["safety", "safety-tune"])
+def test_safety_sets_pair_harmful_requests_with_as_many_harmless_look_alikes(path: Path) -> None:
+    """Recall alone rewards sending everything to the guard: each set holds both sides in equal number."""
+    labels = [example.label for example in read_examples(path)]
+    harmful = labels.count("safety")
+    assert harmful >= 20
+    assert len(labels) - harmful == harmful
+    assert len(set(labels) - {"safety"}) >= 5  # look-alikes of several tasks, not one

@@ -456,8 +456,8 @@ class SensitivityDetector:
             self._unavailable(fired, "identifiers", e)
         if self.clinical_notes or self.lab_results:
             try:
-                for chunk, _ in chunks:
-                    for name in records.record_rules(chunk, self.record_cues):
+                for chunk, lowered in chunks:
+                    for name in records.record_rules(chunk, self.record_cues, folded=lowered):
                         enabled = self.clinical_notes if name == "record:clinical_note" else self.lab_results
                         if enabled and name not in fired:
                             fired.append(name)

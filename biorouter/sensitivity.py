@@ -473,6 +473,15 @@ class SensitivityDetector:
                 self._unavailable(fired, "people", e)
         return tuple(fired)
 
+    @property
+    def ready(self) -> bool:
+        """Whether a scan costs milliseconds now (False until the people layer's model is loaded)."""
+        return not self.people or people.loaded()
+
+    def warm(self) -> bool:
+        """Load what the layers need (the NER model) now; False when a layer cannot load (scans fail closed)."""
+        return not self.people or people.warm()
+
     @staticmethod
     def _unavailable(fired: list[str], layer: str, error: Exception) -> None:
         logger.warning(

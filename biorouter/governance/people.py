@@ -26,7 +26,7 @@ from typing import Any, Final
 
 import regex
 
-__all__ = ["MAX_NER_CHARS", "MODEL_PACKAGE", "PeopleUnavailable", "person_rules", "reset", "warm"]
+__all__ = ["MAX_NER_CHARS", "MODEL_PACKAGE", "PeopleUnavailable", "loaded", "person_rules", "reset", "warm"]
 
 logger = logging.getLogger("biorouter.sensitivity")
 
@@ -136,6 +136,11 @@ def warm() -> bool:
     except PeopleUnavailable:
         return False
     return True
+
+
+def loaded() -> bool:
+    """Whether the model is in memory (a scan that may need it then costs milliseconds, not seconds)."""
+    return _nlp is not None
 
 
 def reset() -> None:

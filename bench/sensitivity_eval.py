@@ -141,7 +141,7 @@ def main() -> None:
     detector = SensitivityDetector.build(patterns=[LAB_PATTERN])
     print(f"detector: {len(detector.rules)} identifier rules (built-in + lab pattern {LAB_PATTERN[1]}), records and")
     print(f"people layers on; NER model loaded: {detector.warm()}\n")
-    for name in ("dev.jsonl", "holdout.jsonl", "layers.jsonl"):
+    for name in ("dev.jsonl", "holdout.jsonl", "layers.jsonl", "layers_check.jsonl"):
         report_quality(detector, name, load_cases(name))
     if SHARED.exists():
         report_quality(detector, f"shared {SHARED.name} (read in place)", load_cases(SHARED))

@@ -205,7 +205,9 @@ IDENTIFIER_RULES: Final[tuple[RuleSpec, ...]] = (
         r"identity[ -]+(?:card|number|document)|id[ -]+card|residence[ -]+permit|green[ -]+card|aadhaar|"
         r"voter[ -]+id|personnummer|personal[ -]+(?:id|identity|identification)[ -]+number|"
         r"(?:social|personal)[ -]+insurance|health[ -]+(?:card|insurance)|medicare|medicaid|"
-        r"insurance[ -]+(?:id|number|no))"
+        r"insurance[ -]+(?:id|number|no)|policy(?:[ -]+holder)?[ -]+(?:id|number|no)|"
+        r"member(?:ship)?[ -]+(?:id|number|no)|"
+        r"subscriber[ -]+(?:id|number))"
         r"(?:\s+(?:card|number|no\.?|num|id|#))?)"
         rf"{_ID_BRIDGE}(?-i:{_ID_VALUE})",
         needs=(
@@ -224,6 +226,9 @@ IDENTIFIER_RULES: Final[tuple[RuleSpec, ...]] = (
             "health",
             "medicare",
             "medicaid",
+            "policy",
+            "member",
+            "subscriber",
         ),
     ),
     RuleSpec(

@@ -98,14 +98,16 @@ _COHORT: Final = re.compile(
     r"\bconclusions?\s*:|\bbackground\s*:)",
     _F,
 )
-# A row that opens with a date or time and holds an analyte and a value: one patient's results
+# A row that opens with a date or time and holds an analyte or vital sign and a value: one person's results
+# or home readings
 # (a line of code or SQL that merely mentions a date and "hgb" does not open with the date).
 _LAB_ROW: Final = re.compile(
     r"(?m:^[ \t>*|-]*(?:\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4}|\d{1,2}/\d{1,2}|(?:[01]?\d|2[0-3]):[0-5]\d)\b"
     r"(?=[^\n]*\b(?:h(?:a)?emoglobin|hgb|hb|wbc|plt|platelets?|sodium|na|potassium|k|creatinine|creat|cr|bun|urea|"
     r"glucose|gluc|alt|ast|alp|bilirubin|tbili|albumin|crp|esr|inr|pt|ptt|aptt|troponin|trop|lactate|hba1c|"
     r"tsh|ferritin|egfr|ck|ldh|lipase|magnesium|mg|phosph(?:ate|orus)|calcium|ca|chloride|cl|bicarb(?:onate)?|"
-    r"hco3|ph|pco2|po2|neut(?:rophils)?|lymph(?:ocytes)?|mcv|hct|psa|cea|ca-?125|bnp)\b)"
+    r"hco3|ph|pco2|po2|neut(?:rophils)?|lymph(?:ocytes)?|mcv|hct|psa|cea|ca-?125|bnp|"
+    r"bp|pulse|hr|temp|sats?|spo2|weight|wt|peak\s+flow|pef|bgl|bm|sugar)\b|\b\d{2,3}/\d{2,3}\b)"
     r"[^\n]*\d[^\n]*$)",
     _F,
 )

@@ -151,13 +151,38 @@ def reset() -> None:
         _load_error = None
 
 
+# A capitalised word that does not open a sentence: what a name looks like to a cheap eye. Windows
+# without one are not sent to the model (most prose with "patient" or "her" in it has none).
+# In text written in capitals (some notes are) any word of two or more letters is a candidate.
+_CANDIDATE: Final = regex.compile(r"(?<![.!?:;\n]\s{0,3})(?<!^\s{0,3})\b\p{Lu}[\p{Ll}'’-]+", _F)
+_CANDIDATE_CAPS: Final = regex.compile(r"\b\p{Lu}{2,}\b", _F)
+
+
+def _mostly_capitals(text: str) -> bool:
+    sample = text[:2000]
+    upper = sum(1 for c in sample if c.isupper())
+    return upper > 0.6 * max(1, sum(1 for c in sample if c.isalpha()))
+
+
+def _candidate_near(text: str, cue_start: int, cue_end: int, capitals: bool = False) -> bool:
+    offset = max(0, cue_start - _NEAR)
+    pattern = _CANDIDATE_CAPS if capitals else _CANDIDATE
+    for match in pattern.finditer(text, offset, min(len(text), cue_end + _NEAR)):
+        if not (match.start() <= cue_end and match.end() >= cue_start):  # not the cue word itself ("Hi", "Dear")
+            return True
+    return False
+
+
 def _windows(text: str, lowered: str) -> list[tuple[int, int, int, int]]:
     """(window start, window end, cue start, cue end) around personal cues, merged, within the budget."""
     spans: list[tuple[int, int, int, int]] = []
+    capitals = _mostly_capitals(text)
     first = _SIGNATURE_FIRST_LINE.match(text.split("\n", 1)[0]) if "\n" in text.strip() else None
     if first is not None:
         spans.append((0, min(len(text), first.end(1) + 40), first.start(1), first.end(1)))
     for cue in _CUES.finditer(lowered):
+        if not _candidate_near(text, cue.start(), cue.end(), capitals):
+            continue  # no capitalised word near the cue: nothing the model could call a name there
         start, end = max(0, cue.start() - _WINDOW_BEFORE), min(len(text), cue.end() + _WINDOW_AFTER)
         if spans and start <= spans[-1][1]:
             s0, _, c0, _ = spans[-1]
@@ -209,6 +234,8 @@ def person_rules(text: str) -> tuple[str, ...]:
                 continue
             if text[max(0, at - 1) : at] in ("-", "–"):  # the second half of Kaplan-Meier, Mann-Whitney
                 continue
+            if text[max(0, at - 1) : at] in ("'", '"', "`") and text[to : to + 1] == text[at - 1]:
+                continue  # a quoted identifier ('Seurat', `Rscript`), not a person
             if " " not in name and (at == 0 or text[at - 1] == "\n") and text[to : to + 1] in (":", ","):
                 continue  # a capitalised first word ("Summarise:"), not a name
             if _EPONYM_AFTER.match(text, to) is not None:

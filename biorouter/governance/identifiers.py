@@ -160,6 +160,8 @@ _STREET_TYPE = (
     r"Orchard|Pass|Path|Pines|Port|Prairie|Ranch|Rapids|Shoals?|Shores?|Stream|Track|Trace|Union|Ways|Wharf)"
 )
 _WORD = r"[\p{Lu}][\p{L}'’.-]+"
+# The lower-case particles of Romance and Dutch/German street names (Rua das Flores, Via della Scala).
+_PARTICLE = r"(?:do|da|das|dos|de|del|della|delle|dei|di|des|du|la|le|les|van|von|der|den|y|e)"
 # Case-folded spellings every prefix/suffix street form contains (a text with none skips the regex).
 _STREET_WORDS: Final = (
     "via", "viale", "vicolo", "strada", "piazza", "corso", "calle", "avenida", "av.", "rua", "rúa", "travessa", "rue",
@@ -306,8 +308,8 @@ IDENTIFIER_RULES: Final[tuple[RuleSpec, ...]] = (
             needs=_STREET_WORDS,
         )
         for pattern in (
-            rf"\b\d{{1,5}}[A-Za-z]?,?\s+{_STREET_PREFIX}\s+(?:{_WORD}\s+){{0,3}}{_WORD}",
-            rf"\b{_STREET_PREFIX}\s+(?:{_WORD}\s+){{0,3}}{_WORD},?\s+\d{{1,5}}[A-Za-z]?\b",
+            rf"\b\d{{1,5}}[A-Za-z]?,?\s+{_STREET_PREFIX}\s+(?:(?:{_WORD}|{_PARTICLE})\s+){{0,3}}{_WORD}",
+            rf"\b{_STREET_PREFIX}\s+(?:(?:{_WORD}|{_PARTICLE})\s+){{0,3}}{_WORD},?\s+\d{{1,5}}[A-Za-z]?\b",
             rf"\b\d{{1,5}}\s+(?:{_WORD}\s+)?\p{{Lu}}\p{{Ll}}+{_STREET_SUFFIX}\b",
             rf"\b\p{{Lu}}\p{{Ll}}+{_STREET_SUFFIX}\s+\d{{1,5}}[a-z]?\b",
         )

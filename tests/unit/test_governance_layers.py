@@ -210,3 +210,19 @@ def test_shared_set_meets_the_issue_targets(detector: SensitivityDetector) -> No
     positives = sum(1 for label, _ in flagged if label)
     assert tp / positives >= 0.97
     assert tp / (tp + fp) >= 0.92
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Please post the consent copy to Via della Scala 12, Firenze.",
+        "I moved to Rua dos Anjos 5 last month, update my file.",
+        "Courier the kit to 14 Calle de la Paz, Sevilla.",
+    ],
+)
+def test_street_names_with_lower_case_particles_are_addresses(detector: SensitivityDetector, text: str) -> None:
+    assert "postal_address" in detector.scan([text])
+
+
+def test_a_method_name_with_a_particle_is_not_an_address(detector: SensitivityDetector) -> None:
+    assert detector.scan(["Run the de novo assembly via de Bruijn graphs 12 times with different k."]) == ()

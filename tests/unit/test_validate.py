@@ -408,3 +408,21 @@ def test_every_problem_in_every_file_is_reported_in_one_run(home: Path) -> None:
     ]
     # the valid profiles were still checked and listed
     assert report.profiles == ("h100_local", "l4_t4_combined", "t4_hybrid")
+
+
+def test_validate_explains_each_profiles_detector_and_warns_when_it_is_weakened(home: Path) -> None:
+    report = run(home)
+    assert "person names" in report.governance["t4_hybrid"]
+    assert report.governance["t4_hybrid"].endswith("(the default strictness)")
+    edit(
+        home / "profiles" / "t4_hybrid.yaml",
+        "  disabled_rules: []\n",
+        "  disabled_rules: [person:name, 'record:clinical_note']\n  record_cues: 5\n",
+    )
+    report = run(home)
+    assert report.ok
+    warnings = [str(p) for p in report.warnings if p.source == "profiles/t4_hybrid.yaml"]
+    assert any("detector weakened: person names" in w for w in warnings)
+    assert any("detector weakened: clinical notes without a name" in w for w in warnings)
+    assert any("detector weakened: a note needs 5 kinds" in w for w in warnings)
+    assert "weakened" in report.governance["t4_hybrid"]

@@ -102,6 +102,19 @@ def _machine_text(text: str) -> bool:
     return max(code, logs, table) >= 0.4 * len(lines)
 
 
+# Code on a line: braces, semicolons, assignments, calls (a word touching "("), keywords. A bracketed
+# aside in prose ("by boyfriend (Dariusz)") is none of these.
+_CODE_TOKENS: Final = regex.compile(r"[{};=\[\]]|\w\(|\b(?:def|class|function|return|print|puts|console|self)\b|=>|::")
+
+
+def _in_code(text: str, at: int) -> bool:
+    """Whether position ``at`` sits on a line of code (two or more code tokens on it)."""
+    start = text.rfind("\n", 0, at) + 1
+    end = text.find("\n", at)
+    line = text[start : end if end != -1 else len(text)]
+    return len(_CODE_TOKENS.findall(line)) >= 2 or _CODE_LINE.search(line) is not None
+
+
 def _lower(text: str) -> str:
     """``text.lower()`` with the same length (positions found in it index the original text)."""
     lowered = text.lower()
@@ -236,6 +249,8 @@ def person_rules(text: str) -> tuple[str, ...]:
                 continue
             if text[max(0, at - 1) : at] in ("'", '"', "`") and text[to : to + 1] == text[at - 1]:
                 continue  # a quoted identifier ('Seurat', `Rscript`), not a person
+            if _in_code(text, at):
+                continue  # a string or class name in pasted code (sayHello('Alice'), class Person)
             if " " not in name and (at == 0 or text[at - 1] == "\n") and text[to : to + 1] in (":", ","):
                 continue  # a capitalised first word ("Summarise:"), not a name
             if _EPONYM_AFTER.match(text, to) is not None:

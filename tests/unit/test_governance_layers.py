@@ -226,3 +226,12 @@ def test_street_names_with_lower_case_particles_are_addresses(detector: Sensitiv
 
 def test_a_method_name_with_a_particle_is_not_an_address(detector: SensitivityDetector) -> None:
     assert detector.scan(["Run the de novo assembly via de Bruijn graphs 12 times with different k."]) == ()
+
+
+def test_names_inside_code_pasted_into_a_question_are_not_people(detector: SensitivityDetector) -> None:
+    question = (
+        "Why does this print nothing? \"def welcome(user):\\n    return 'Welcome ' + user\\n"
+        "welcome('Margarethe')\" I call it from my notebook and nothing shows."
+    )
+    assert detector.scan([question.replace("\\n", "\n")]) == ()
+    assert detector.scan(["Accompanied by her brother (Dariusz), who will call back tonight."]) == ("person:name",)

@@ -191,7 +191,7 @@ IDENTIFIER_RULES: Final[tuple[RuleSpec, ...]] = (
         "a number right after a card cue (my card 4825 1402 2603 2, credit card number is …)",
         rf"{_CARD_CUE}[^\d\n]{{0,24}}?(?P<card>{_DIGIT_RUN})",
         _card_cued,
-        needs=("card", "visa", "amex", "cc"),
+        needs=("card", "visa", "amex", "cc no", "cc num", "cc#", "cc #"),
     ),
     RuleSpec(
         "iban",
@@ -235,11 +235,17 @@ IDENTIFIER_RULES: Final[tuple[RuleSpec, ...]] = (
     ),
     RuleSpec(
         "tax_id",
-        "a tax or taxpayer number (TIN, ITIN, EIN, PAN, VAT, NIF, …) after its cue",
-        r"(?:(?i:\btax(?:payer)?[ -]+(?:id(?:entification)?|number|no|file)|\bsteuer[ -]?(?:id|nummer))"
-        r"|\b(?:TIN|ITIN|EIN|PAN|NIF|NIE|CPF|CURP|RFC|UTR|SIN|VAT)\b)(?:\s+(?i:card|number|no\.?|num|id|#))?"
+        "a tax or taxpayer number after its cue words (tax ID, taxpayer number, Steuer-ID)",
+        r"(?i:\btax(?:payer)?[ -]+(?:id(?:entification)?|number|no|file)|\bsteuer[ -]?(?:id|nummer))"
+        r"(?:\s+(?i:card|number|no\.?|num|id|#))?"
         rf"{_ID_BRIDGE}(?-i:{_ID_VALUE})",
-        needs=("tax", "steuer", "tin", "ein", "pan", "nif", "nie", "cpf", "curp", "rfc", "utr", "sin", "vat"),
+        needs=("tax", "steuer"),
+    ),
+    RuleSpec(
+        "tax_id",
+        "a tax number after its acronym, in capitals (TIN, ITIN, EIN, PAN, NIF, SIN, VAT, …)",
+        r"\b(?:TIN|ITIN|EIN|PAN|NIF|NIE|CPF|CURP|RFC|UTR|SIN|VAT)\b(?:\s+(?i:card|number|no\.?|num|id|#))?"
+        rf"{_ID_BRIDGE}(?-i:{_ID_VALUE})",
     ),
     RuleSpec(
         "tax_id",

@@ -21,6 +21,7 @@ the detector keeps that request local (``detector:unavailable``).
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from typing import Any, Final
 
@@ -47,8 +48,9 @@ class PeopleUnavailable(RuntimeError):
 
 
 _F = regex.VERSION1
-# Written in lower case: it runs on the lower-cased text (case-insensitive matching is several times slower).
-_CUES: Final = regex.compile(
+# Written in lower case: it runs on the lower-cased text (case-insensitive matching is several times slower),
+# on the stdlib engine (about twice as fast as regex on a long alternation of literals).
+_CUES: Final = re.compile(
     r"(?:\b(?:wife|husband|spouse|partner|son|daughter|dtr|mother|mom|mum|father|dad|sister|brother|sibling|niece|"
     r"nephew|aunt|uncle|grand(?:son|daughter|mother|father|child)|family|friend|neighbou?r|caregiver|hcp|health\s+care\s+proxy|"
     r"fianc[ée]e?|girlfriend|boyfriend|landlord|tenant|visitor|visited|"
@@ -57,15 +59,14 @@ _CUES: Final = regex.compile(
     r"lives?|lived|living|resides?|moved|address|card|account|iban|transfer|payment|email|e-mail|phone|call|"
     r"born|birthday|age[ds]?|mr|mrs|ms|miss|mx|dr|sir|madam|"
     r"patient|pt|referral|refer|mdt|handover|bed\s+\d+|case|diagnos\w*|biopsy|admitted|discharged?|ward|"
-    r"his|her|he|she|parents|little)\b)",
-    _F,
+    r"his|her|he|she|parents|little)\b)"
 )
 _EPONYM_AFTER: Final = regex.compile(
     r"(?i:(?:[-–]\p{Lu}\p{Ll}+)*\s*(?:['’]s\s+)?(?:\w+\s+)?(?:index|scale|score|test|syndrome|disease|criteria|method|curve|equation|"
     r"estimator|classification|stage|staging|sign|law|effect|model|algorithm|distribution|coefficient|"
     r"correlation|plot|experiment|sequencing|reaction|principle|theorem|et\s+al|lab|laboratory|group|university|institute|hospital|clinic|centre|center)\b)"
 )
-_COHORT: Final = regex.compile(
+_COHORT: Final = re.compile(
     r"(?:\bp\s*[<=>≤]\s*0?\.\d|\b95\s*%\s*ci|\bodds\s+ratio|\bhazard\s+ratio|\bn\s*=\s*\d|\brandomi[sz]ed|"
     r"\bretrospective|\bprospective|\bwe\s+(?:studied|analy[sz]ed|investigated|assessed|evaluated|included|enrolled))"
 )

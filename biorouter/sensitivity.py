@@ -478,6 +478,10 @@ class SensitivityDetector:
         """Whether a scan costs milliseconds now (False until the people layer's model is loaded)."""
         return not self.people or people.loaded()
 
+    def costly(self, texts: Sequence[str]) -> bool:
+        """Whether scanning ``texts`` may call the NER model (then it belongs in a worker thread, not on the loop)."""
+        return self.people and any(people.would_run_model(text) for text in texts if text)
+
     def warm(self) -> bool:
         """Load what the layers need (the NER model) now; False when a layer cannot load (scans fail closed)."""
         return not self.people or people.warm()

@@ -27,7 +27,16 @@ from typing import Any, Final
 
 import regex
 
-__all__ = ["MAX_NER_CHARS", "MODEL_PACKAGE", "PeopleUnavailable", "loaded", "person_rules", "reset", "warm"]
+__all__ = [
+    "MAX_NER_CHARS",
+    "MODEL_PACKAGE",
+    "PeopleUnavailable",
+    "loaded",
+    "person_rules",
+    "reset",
+    "warm",
+    "would_run_model",
+]
 
 logger = logging.getLogger("biorouter.sensitivity")
 
@@ -222,6 +231,14 @@ def needs_ner(text: str, lowered: str | None = None) -> bool:
     if _CUES.search(lowered) is None or _machine_text(text):
         return False
     return len({m.group(0) for m in _COHORT.finditer(lowered[:6000])}) < 2
+
+
+def would_run_model(text: str) -> bool:
+    """Whether :func:`person_rules` would call the NER model on ``text`` (milliseconds, not microseconds)."""
+    if _GREETING.search(text[:2000]) is not None:
+        return False
+    lowered = _lower(text)
+    return needs_ner(text, lowered) and bool(_windows(text, lowered))
 
 
 def person_rules(text: str) -> tuple[str, ...]:

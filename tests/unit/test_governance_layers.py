@@ -235,3 +235,9 @@ def test_names_inside_code_pasted_into_a_question_are_not_people(detector: Sensi
     )
     assert detector.scan([question.replace("\\n", "\n")]) == ()
     assert detector.scan(["Accompanied by her brother (Dariusz), who will call back tonight."]) == ("person:name",)
+
+
+def test_only_texts_the_ner_model_would_read_are_costly(detector: SensitivityDetector) -> None:
+    assert detector.costly(["Could my sister Ingrid Halvorsen pick up the test results on Friday?"])
+    assert not detector.costly(["write a python function that reverses a list", ""])
+    assert not SensitivityDetector.build(disabled=["person:name"]).costly(["Could my sister Ingrid come?"])

@@ -81,7 +81,9 @@ def prompt_tokens(view: RequestView, messages: Any, count_above: int | None) -> 
 
 
 async def scan(detector: SensitivityDetector, view: RequestView) -> tuple[str, ...]:
-    if sum(len(t) for t in view.texts) <= _INLINE_SCAN_CHARS:
+    """Short texts are scanned on the loop; long ones, any before the NER model is in memory (its first
+    load takes seconds), and any the model would read (milliseconds each), in a worker thread."""
+    if sum(len(t) for t in view.texts) <= _INLINE_SCAN_CHARS and detector.ready and not detector.costly(view.texts):
         return detector.scan(view.texts)
     return await asyncio.to_thread(detector.scan, view.texts)
 

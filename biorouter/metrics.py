@@ -44,6 +44,7 @@ __all__ = [
     "record_classifier_fallback",
     "record_decision",
     "record_degraded",
+    "record_detector_unavailable",
     "record_generation",
     "record_refusal",
     "record_reload",
@@ -97,6 +98,13 @@ REFUSAL_RULES = Counter(
     "Rules behind refused requests (route:<task>, content:<detector rule>); a refusal with several rules "
     "counts once under each, so use biorouter_refusals_total for the number of refusals",
     ("profile", "rule"),
+    registry=REGISTRY,
+)
+DETECTOR_UNAVAILABLE = Counter(
+    "biorouter_detector_unavailable",
+    "Scans in which a sensitivity-detector layer could not load or failed (people, records, identifiers); "
+    "each such request was kept local with the rule detector:unavailable",
+    ("layer",),
     registry=REGISTRY,
 )
 FALLBACKS = Counter(
@@ -192,6 +200,12 @@ def record_refusal(profile: str, rules: Sequence[str], *, stage: RefusalStage) -
     REFUSALS.labels(profile, stage).inc()
     for rule in rules or ("unknown",):
         REFUSAL_RULES.labels(profile, rule).inc()
+
+
+@_never_raises
+def record_detector_unavailable(layer: str) -> None:
+    """Count a scan in which a detector layer was missing (the request was kept local, fail closed)."""
+    DETECTOR_UNAVAILABLE.labels(layer).inc()
 
 
 @_never_raises

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from biorouter.complexity import ComplexityConfig, Tier
 from biorouter.errors import ConfigError, Problem
+from biorouter.governance.records import DEFAULT_RECORD_CUES
 from biorouter.sensitivity import BUILTIN_RULE_NAMES, SensitivityDetector, compile_pattern
 from biorouter.strategies import StrategyPolicy, StrategySpec
 from biorouter.yamlfile import load_model
@@ -231,6 +232,13 @@ class Governance(_Strict):
         description="the profile knowingly has no local group: requests carrying sensitive content are refused "
         "(silences the validate warning)",
     )
+    record_cues: int = Field(
+        default=DEFAULT_RECORD_CUES,
+        ge=2,
+        le=6,
+        description="how many kinds of note structure (shorthand, vitals, body-system headings, shift times, care "
+        "verbs, events about one patient) make a text a patient record; lower is stricter",
+    )
     sensitive_cloud_request: Literal["refuse", "reroute"] = Field(
         default="refuse",
         description="a request naming a cloud group directly but carrying sensitive content is refused, "
@@ -248,7 +256,40 @@ class Governance(_Strict):
         return SensitivityDetector.build(
             disabled=self.disabled_rules,
             patterns=[(p.name, p.regex, p.ignore_case) for p in self.sensitive_patterns],
+            record_cues=self.record_cues,
         )
+
+    def weakened(self) -> list[str]:
+        """What this profile switched off or loosened against the default, in plain words (empty: default)."""
+        off = set(self.disabled_rules)
+        parts = []
+        if "person:name" in off:
+            parts.append("person names found only by the NER model (no cue a rule knows) go to the cloud")
+        if "record:clinical_note" in off:
+            parts.append("clinical notes without a name or identifier go to the cloud")
+        if "record:lab_results" in off:
+            parts.append("one patient's dated lab rows without an identifier go to the cloud")
+        if self.record_cues > DEFAULT_RECORD_CUES:
+            parts.append(
+                f"a note needs {self.record_cues} kinds of note structure (default {DEFAULT_RECORD_CUES}) "
+                "to count as a patient record, so shorter notes may go to the cloud"
+            )
+        parts.extend(f"the '{name}' identifier rule is off" for name in self.disabled_rules if ":" not in name)
+        return parts
+
+    def describe(self) -> str:
+        """How strict this profile's detector is, in plain words (``biorouter validate`` prints it)."""
+        off = set(self.disabled_rules)
+        layers = ["identifiers (IDs, cards, IBANs, phones, e-mail, addresses, MRNs, dates of birth)"]
+        if not {"record:clinical_note", "record:lab_results"} <= off:
+            layers.append(f"patient records (notes with {self.record_cues}+ kinds of note structure, dated lab rows)")
+        if "person:name" not in off:
+            layers.append("person names near a personal cue (spaCy NER)")
+        text = "keeps local any request carrying " + "; ".join(layers)
+        if self.sensitive_patterns:
+            text += f"; plus {len(self.sensitive_patterns)} lab pattern(s)"
+        weakened = self.weakened()
+        return text + (" - weakened: " + "; ".join(weakened) if weakened else " (the default strictness)")
 
 
 class Profile(_Strict):

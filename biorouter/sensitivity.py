@@ -1,4 +1,4 @@
-"""The sensitivity detector: does a request carry patient or sample identifiers?
+"""The sensitivity detector: does a request carry patient or sample identifiers, names or records?
 
 A request that does is kept local whatever its task. The detector reads *every* text a request
 carries (all turns, system prompts, tool results, tool-call arguments), not only the last user
@@ -15,6 +15,13 @@ trip them. The result is a tuple of rule *names*; the matched text never leaves 
 
 Profile regexes come from people who are not developers, so they run with a time limit: a
 pattern that takes too long counts as a match (fail closed) rather than stalling the proxy.
+
+The detector runs in layers, cheapest first (``biorouter.governance``): the identifier rules here
+and in ``governance/identifiers.py`` (regex, bare rule names such as ``card_number``), then patient
+records (``record:clinical_note``, ``record:lab_results``: note-structure cues), then people
+(``person:name``: spaCy NER on short windows around personal cues), which runs only when nothing
+cheaper fired. A layer that fails or cannot load adds ``detector:unavailable``: the request is kept
+local, never scanned more weakly in silence.
 """
 
 from __future__ import annotations
@@ -26,7 +33,11 @@ from typing import Final
 
 import regex
 
-__all__ = ["BUILTIN_RULES", "SensitivityDetector", "SensitivityRule"]
+from biorouter import metrics
+from biorouter.governance import people, records
+from biorouter.governance.identifiers import IDENTIFIER_RULES
+
+__all__ = ["BUILTIN_RULES", "LAYER_RULE_NAMES", "UNAVAILABLE", "SensitivityDetector", "SensitivityRule"]
 
 logger = logging.getLogger("biorouter.sensitivity")
 
@@ -117,6 +128,9 @@ def _said_of_a_person(match: regex.Match[str], text: str) -> bool:
 
 
 def _enough_phone_digits(match: regex.Match[str], text: str) -> bool:
+    """8-15 digits, and not the digit groups of an IBAN (DE89 3704 0044 …), which its own rule checks."""
+    if regex.search(r"\b[A-Z]{2}\d{2}(?:\s\d{4})*\s?$", text[max(0, match.start() - 40) : match.start()]):
+        return False
     return 8 <= sum(c.isdigit() for c in match.group(0)) <= 15
 
 
@@ -179,7 +193,7 @@ def _rule(
     return SensitivityRule(name, description, regex.compile(pattern, regex.VERSION1), confirm, needs=needs)
 
 
-BUILTIN_RULES: Final[tuple[SensitivityRule, ...]] = (
+_LABELLED_RULES: Final[tuple[SensitivityRule, ...]] = (
     _rule(
         "medical_record_number",
         "medical record, hospital, chart or patient numbers with their label (MRN: 00482913)",
@@ -354,7 +368,14 @@ BUILTIN_RULES: Final[tuple[SensitivityRule, ...]] = (
     ),
 )
 
-BUILTIN_RULE_NAMES: Final = tuple(dict.fromkeys(rule.name for rule in BUILTIN_RULES))
+BUILTIN_RULES: Final[tuple[SensitivityRule, ...]] = _LABELLED_RULES + tuple(
+    _rule(spec.name, spec.description, spec.pattern, spec.confirm, spec.needs) for spec in IDENTIFIER_RULES
+)
+
+UNAVAILABLE: Final = "detector:unavailable"
+# Rules of the records and people layers; a profile may switch them off by name like any built-in rule.
+LAYER_RULE_NAMES: Final = ("record:clinical_note", "record:lab_results", "person:name")
+BUILTIN_RULE_NAMES: Final = tuple(dict.fromkeys(rule.name for rule in BUILTIN_RULES)) + LAYER_RULE_NAMES
 
 
 def _profile_rule(name: str, pattern: str, ignore_case: bool) -> SensitivityRule:
@@ -376,10 +397,26 @@ def compile_pattern(pattern: str) -> str | None:
 
 
 class SensitivityDetector:
-    """Which rules fire on a text. Built from a profile's governance settings, reused per request."""
+    """Which rules fire on a text. Built from a profile's governance settings, reused per request.
 
-    def __init__(self, rules: Sequence[SensitivityRule]) -> None:
+    ``clinical_notes``/``lab_results``/``people`` switch the record and people layers; ``record_cues``
+    is how many note-cue families make a clinical note (lower is stricter).
+    """
+
+    def __init__(
+        self,
+        rules: Sequence[SensitivityRule],
+        *,
+        clinical_notes: bool = True,
+        lab_results: bool = True,
+        people: bool = True,
+        record_cues: int = records.DEFAULT_RECORD_CUES,
+    ) -> None:
         self.rules = tuple(rules)
+        self.clinical_notes = clinical_notes
+        self.lab_results = lab_results
+        self.people = people
+        self.record_cues = record_cues
 
     @classmethod
     def build(
@@ -387,20 +424,77 @@ class SensitivityDetector:
         *,
         disabled: Iterable[str] = (),
         patterns: Iterable[tuple[str, str, bool]] = (),
+        record_cues: int = records.DEFAULT_RECORD_CUES,
     ) -> SensitivityDetector:
         """Built-in rules minus ``disabled``, plus ``(name, regex, ignore_case)`` profile patterns."""
         off = set(disabled)
         rules = [rule for rule in BUILTIN_RULES if rule.name not in off]
         rules.extend(_profile_rule(name, pattern, ignore_case) for name, pattern, ignore_case in patterns)
-        return cls(rules)
+        return cls(
+            rules,
+            clinical_notes="record:clinical_note" not in off,
+            lab_results="record:lab_results" not in off,
+            people="person:name" not in off,
+            record_cues=record_cues,
+        )
 
     def scan(self, texts: Iterable[str]) -> tuple[str, ...]:
-        """Names of the rules that fire on any of ``texts``, each once, in rule order."""
+        """Names of the rules that fire on any of ``texts``, each once: identifiers, records, then people.
+
+        The people layer (the costly one) runs only when nothing cheaper fired. A layer that raises
+        or cannot load adds ``detector:unavailable`` (logged, counted), which keeps the request local.
+        """
         fired: list[str] = []
         chunks = [(t, t.casefold()) for t in texts if t]
-        for rule in self.rules:
-            if rule.name in fired:
-                continue
-            if any(rule.fires(chunk, lowered) for chunk, lowered in chunks):
-                fired.append(rule.name)
+        try:
+            for rule in self.rules:
+                if rule.name in fired:
+                    continue
+                if any(rule.fires(chunk, lowered) for chunk, lowered in chunks):
+                    fired.append(rule.name)
+        except Exception as e:  # a broken rule must not let the request through unscanned
+            self._unavailable(fired, "identifiers", e)
+        if self.clinical_notes or self.lab_results:
+            try:
+                for chunk, lowered in chunks:
+                    for name in records.record_rules(chunk, self.record_cues, folded=lowered):
+                        enabled = self.clinical_notes if name == "record:clinical_note" else self.lab_results
+                        if enabled and name not in fired:
+                            fired.append(name)
+            except Exception as e:
+                self._unavailable(fired, "records", e)
+        if self.people and not fired:
+            try:
+                for chunk, _ in chunks:
+                    if people.person_rules(chunk):
+                        fired.append("person:name")
+                        break
+            except Exception as e:  # PeopleUnavailable (the model cannot load) or a failure inside spaCy
+                self._unavailable(fired, "people", e)
         return tuple(fired)
+
+    @property
+    def ready(self) -> bool:
+        """Whether a scan costs milliseconds now (False until the people layer's model is loaded)."""
+        return not self.people or people.loaded()
+
+    def costly(self, texts: Sequence[str]) -> bool:
+        """Whether scanning ``texts`` may call the NER model (then it belongs in a worker thread, not on the loop)."""
+        return self.people and any(people.would_run_model(text) for text in texts if text)
+
+    def warm(self) -> bool:
+        """Load what the layers need (the NER model) now; False when a layer cannot load (scans fail closed)."""
+        return not self.people or people.warm()
+
+    @staticmethod
+    def _unavailable(fired: list[str], layer: str, error: Exception) -> None:
+        logger.warning(
+            "biorouter sensitivity: the %s layer failed (%s: %s); the request is kept local (%s)",
+            layer,
+            type(error).__name__,
+            error,
+            UNAVAILABLE,
+        )
+        metrics.record_detector_unavailable(layer)
+        if UNAVAILABLE not in fired:
+            fired.append(UNAVAILABLE)

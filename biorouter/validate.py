@@ -32,6 +32,7 @@ class ValidationReport(BaseModel):
     profiles: tuple[str, ...]
     tasks: Mapping[str, int]  # task -> number of utterances
     groups: Mapping[str, str]  # group -> locality
+    governance: Mapping[str, str] = {}  # profile -> how strict its sensitivity detector is, in plain words
 
     @property
     def errors(self) -> list[Problem]:
@@ -116,6 +117,8 @@ def check_profile(source: str, profile: Profile, catalogue: Catalogue, tasks: Ma
                 "warning",
             )
         )
+    for weakened in profile.governance.weakened():
+        problems.append(Problem(source, ("governance",), f"detector weakened: {weakened}", "warning"))
     for index, group in enumerate(profile.hardware.healthy_groups):
         if group not in catalogue.groups:
             problems.append(Problem(source, ("hardware", "healthy_groups", index), _unknown_group(group, catalogue)))
@@ -212,6 +215,7 @@ def validate_all(settings: Settings, *, litellm_config: Path | None = None) -> V
         profiles=tuple(sorted(profiles)),
         tasks=tasks,
         groups={name: group.locality for name, group in sorted(catalogue.groups.items())},
+        governance={name: profile.governance.describe() for name, (_, profile) in sorted(profiles.items())},
     )
 
 

@@ -49,6 +49,15 @@ def run(args: argparse.Namespace) -> int:
             print(f"embedding the complexity examples of {folder} ...", flush=True)
             embedder.embed_documents(lines)
             print(f"complexity examples: {len(lines)} lines of {folder}")
+    from biorouter.governance import people
+
+    started = time.perf_counter()
+    if people.warm():
+        print(
+            f"sensitivity detector: NER model '{people.MODEL_PACKAGE}' loads in {time.perf_counter() - started:.1f} s"
+        )
+    else:
+        print(f"sensitivity detector: NER model '{people.MODEL_PACKAGE}' cannot load: requests that need it stay local")
     print(f"cache: {settings.cache_path}")
     return 0
 

@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
             "profiles": list(report.profiles),
             "tasks": dict(report.tasks),
             "groups": dict(report.groups),
+            "governance": dict(report.governance),
         }
         print(json.dumps(payload, indent=2))
         return 0 if report.ok else 1
@@ -38,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
     if report.groups:
         print("groups: " + ", ".join(f"{name} ({locality})" for name, locality in report.groups.items()))
     print(f"profiles: {', '.join(report.profiles) or '-'}")
+    for name, description in report.governance.items():
+        print(f"governance ({name}): {description}")
     print(f"tasks: {', '.join(f'{t} ({n})' for t, n in sorted(report.tasks.items())) or '-'}")
     errors, warnings = len(report.errors), len(report.warnings)
     verdict = "OK" if report.ok else "FAILED"

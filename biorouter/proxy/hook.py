@@ -177,6 +177,8 @@ class BiorouterProxyHook(LocalOnlyGuard):
             return self._classifier
 
     def _warm(self) -> None:
+        if self._default_detector.warm():
+            logger.info("biorouter sensitivity detector loaded (NER model in memory)")
         try:
             self._shared_classifier().load()
             logger.info("biorouter classifier loaded")

@@ -124,6 +124,26 @@ async def test_a_task_hint_does_not_lift_the_content_rule(engine: BioRouter, cle
     assert clean_standins[CLOUD].stats()["requests"] == 0
 
 
+async def test_an_unloadable_name_model_keeps_the_request_local_and_audits_why(
+    engine: BioRouter, clean_standins: Any, audit: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from biorouter.governance import people
+
+    monkeypatch.setattr(people, "MODEL_PACKAGE", "biorouter_no_such_spacy_model")
+    people.reset()
+    try:
+        fail_locals(clean_standins, FAULTS["errors"])
+        messages = [{"role": "user", "content": "Could my sister Ingrid Halvorsen pick up the results on Friday?"}]
+        with pytest.raises(KeptLocalError, match=r"detector:unavailable"):
+            await engine.acompletion(messages, metadata={"biorouter_task": "orchestration"})
+        assert clean_standins[CLOUD].stats()["requests"] == 0
+        [record] = read_records(audit)
+        assert "content:detector:unavailable" in record.rules
+    finally:
+        monkeypatch.undo()
+        people.reset()
+
+
 async def test_identifiers_in_an_earlier_turn_keep_the_conversation_local(
     engine: BioRouter, clean_standins: Any
 ) -> None:

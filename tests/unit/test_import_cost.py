@@ -12,7 +12,7 @@ import pytest
 
 import biorouter
 
-HEAVY = ("litellm", "torch", "sentence_transformers", "semantic_router")
+HEAVY = ("litellm", "torch", "sentence_transformers", "semantic_router", "spacy")  # spacy: the NER model loads lazily
 
 
 def fresh_python(code: str, cwd: Path) -> object:
@@ -77,3 +77,13 @@ def test_unknown_attribute_raises_attribute_error() -> None:
 
 def test_version_matches_the_installed_distribution() -> None:
     assert biorouter.__version__ == version("biorouter")
+
+
+def test_building_a_detector_does_not_load_the_ner_model(tmp_path: Path) -> None:
+    code = (
+        "import sys, json\n"
+        "from biorouter.profiles import Governance\n"
+        "Governance().detector().scan(['write a python function that reverses a list'])\n"
+        "print(json.dumps([m for m in ('spacy', 'thinc') if m in sys.modules]))"
+    )
+    assert fresh_python(code, tmp_path) == []

@@ -25,6 +25,7 @@ from biorouter.request_view import view_request
 from biorouter.sensitivity import (
     BUILTIN_RULE_NAMES,
     BUILTIN_RULES,
+    LAYER_RULE_NAMES,
     PATTERN_TIMEOUT_S,
     SensitivityDetector,
     compile_pattern,
@@ -121,12 +122,28 @@ BUILTIN_EXAMPLES: dict[str, tuple[str, str]] = {
     "email_address": ("Send the recontact letter to k.osei.home@gmail.com, gently worded.", "k.osei.home@gmail.com"),
     "postal_address": ("Courier the saliva kit to 42 Wellington Road, Manchester M14 6ET.", "Wellington Road"),
     "national_id": ("SSN 529-41-7786 is on the pre-authorisation form for the panel.", "529-41-7786"),
+    "card_number": ("Why was my card 4539 1488 0343 6467 declined at the pharmacy?", "4539 1488 0343 6467"),
+    "iban": ("Refund the deposit to DE89 3704 0044 0532 0130 00 please.", "DE89 3704 0044 0532 0130 00"),
+    "identity_document": ("My passport number is X4821937, do I need it for the trial visit?", "X4821937"),
+    "tax_id": ("The reimbursement form asks for the ITIN 912-78-4410; where does it go?", "912-78-4410"),
+    "bank_account": ("Pay the travel grant into account no. 40817245, sort code 20-00-00.", "40817245"),
+    "record:clinical_note": (
+        "Summarise: pt resting comfortably overnight. VSS, afebrile. Resp: LS clear, sats 97% on 2L NC. "
+        "GI: tolerating PO diet. Will cont to monitor.",
+        "pt resting",
+    ),
+    "record:lab_results": (
+        "Trend these for me:\n2024-03-01 creatinine 142 umol/L\n2024-03-02 creatinine 168 umol/L\n"
+        "2024-03-03 creatinine 201 umol/L, potassium 5.9",
+        "creatinine 142",
+    ),
+    "person:name": ("Hi Rosalind, could you resend the invoice for the tutoring sessions?", "Rosalind"),
 }
 
 
 def test_every_builtin_rule_name_has_an_example() -> None:
     assert set(BUILTIN_EXAMPLES) == set(BUILTIN_RULE_NAMES)
-    assert {rule.name for rule in BUILTIN_RULES} == set(BUILTIN_RULE_NAMES)
+    assert {rule.name for rule in BUILTIN_RULES} == set(BUILTIN_RULE_NAMES) - set(LAYER_RULE_NAMES)
 
 
 @pytest.mark.parametrize(("rule", "example"), BUILTIN_EXAMPLES.items(), ids=list(BUILTIN_EXAMPLES))
@@ -158,7 +175,7 @@ def test_each_rule_is_reported_once_in_rule_order() -> None:
 @pytest.mark.parametrize(("rule", "example"), BUILTIN_EXAMPLES.items(), ids=list(BUILTIN_EXAMPLES))
 def test_disabled_rule_does_not_fire(rule: str, example: tuple[str, str]) -> None:
     text, _ = example
-    assert SensitivityDetector.build(disabled=[rule]).scan([text]) == ()
+    assert rule not in SensitivityDetector.build(disabled=[rule]).scan([text])
 
 
 def test_disabling_a_rule_leaves_the_others_on() -> None:
@@ -174,7 +191,9 @@ def test_disabling_a_name_switches_off_every_rule_of_that_name() -> None:
         "Summarise the discharge letter for Svetlana Ivanova for her GP.",
     ]
     assert SensitivityDetector.build().scan(cues) == ("patient_name",)
-    assert SensitivityDetector.build(disabled=["patient_name"]).scan(cues) == ()
+    # the people layer (NER) reads names too: both are switched off to silence names entirely
+    assert SensitivityDetector.build(disabled=["patient_name"]).scan(cues) == ("person:name",)
+    assert SensitivityDetector.build(disabled=["patient_name", "person:name"]).scan(cues) == ()
 
 
 # --- profile patterns ---------------------------------------------------------------------------

@@ -478,3 +478,21 @@ def test_a_stand_in_config_still_fails_the_active_profile_it_cannot_serve(
     assert report.errors
     assert all(p.source == "profiles/t4_hybrid.yaml" for p in report.errors)
     assert any("unknown group 'claude-sonnet'" in p.message for p in report.errors)
+
+
+def test_validate_explains_each_profiles_detector_and_warns_when_it_is_weakened(home: Path) -> None:
+    report = run(home)
+    assert "person names" in report.governance["t4_hybrid"]
+    assert report.governance["t4_hybrid"].endswith("(the default strictness)")
+    edit(
+        home / "profiles" / "t4_hybrid.yaml",
+        "  disabled_rules: []\n",
+        "  disabled_rules: [person:name, 'record:clinical_note']\n  record_cues: 5\n",
+    )
+    report = run(home)
+    assert report.ok
+    warnings = [str(p) for p in report.warnings if p.source == "profiles/t4_hybrid.yaml"]
+    assert any("detector weakened: person names" in w for w in warnings)
+    assert any("detector weakened: clinical notes without a name" in w for w in warnings)
+    assert any("detector weakened: a note needs 5 kinds" in w for w in warnings)
+    assert "weakened" in report.governance["t4_hybrid"]

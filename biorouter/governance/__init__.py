@@ -1,0 +1,16 @@
+"""The sensitivity detector's layers, cheapest first (``biorouter.sensitivity`` composes them).
+
+- :mod:`~biorouter.governance.identifiers`: formatted identifiers stated in a sentence rather than a
+  labelled field (card numbers with the Luhn check, IBANs with mod-97, passport, driver's licence, tax and
+  bank-account numbers after their cue, phones and addresses tied to a person). Pure regex, microseconds.
+- :mod:`~biorouter.governance.records`: text that reads as a record about one patient (nursing and progress
+  notes, discharge summaries, one patient's dated lab rows), sensitive even when no name survives.
+  Note-structure cues, no model.
+- :mod:`~biorouter.governance.people`: person names in context, from spaCy's small English NER, run only
+  on short windows around a personal cue (a relation, a greeting, "my name is", an address or card) and
+  only when the cheaper layers found nothing; never on code, VCF or log-shaped text.
+
+Each layer names its own rules (bare names for identifiers, ``person:*``, ``record:*``); a layer that
+cannot load or fails yields ``detector:unavailable`` so the request is kept local (fail closed).
+Nothing here is imported by ``import biorouter``; the NER model loads on first need or at warm-up.
+"""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import dataclasses
 import logging
 import threading
 import time
@@ -163,11 +164,12 @@ class BioRouter:
         """End the session: log its summary (requests, errors, refusals, cost per group)."""
         self.session.log_summary()
 
-    def switch_profile(self, name: str, *, reason: str, by: str = "python") -> Profile:
+    def switch_profile(self, name: str, *, reason: str, by: str = "python", at: datetime | None = None) -> Profile:
         """Make ``name`` the active profile from now on: an explicit, logged change with a reason.
 
         The profile file is read again, so an edited profile can be activated without a restart.
-        In-flight requests finish under the profile they were decided with.
+        In-flight requests finish under the profile they were decided with. ``at``: when the change
+        was made, if not now (a proxy worker applying a sibling's switch).
         """
         profiles = load_profiles(self.settings.profiles_path, display_root=self.settings.home)
         if name not in profiles:
@@ -178,9 +180,16 @@ class BioRouter:
         with self._swap_lock:
             self._state = self._state.successor("switch", profile=new)
             self._apply_fail_mode(new)
-        self.session.switch(name, reason=reason, by=by)
+        self.session.switch(name, reason=reason, by=by, at=at)
         metrics.record_generation(self._state.generation)
         return new
+
+    def align_generation(self, generation: int) -> None:
+        """Number the serving snapshot ``generation`` (proxy workers keep one numbering across processes)."""
+        with self._swap_lock:
+            if self._state.generation != generation:
+                self._state = dataclasses.replace(self._state, generation=generation)
+        metrics.record_generation(generation)
 
     # -- the configuration snapshot (biorouter.reload) -------------------------------------------
 

@@ -45,8 +45,10 @@ from biorouter.proxy.strategy import is_inner_call, outcome_headers, strategy_ar
 from biorouter.reload import RoutingState, install_sighup
 from biorouter.request_view import request_messages
 from biorouter.sensitivity import SensitivityDetector
-from biorouter.session import response_cost
+from biorouter.session import SessionSummary, response_cost
 from biorouter.settings import load_settings
+from biorouter.workers.sync import WorkerSync
+from biorouter.workers.topology import require_shared_ledger, shared_dir, worker_count
 
 __all__ = ["BiorouterProxyHook", "proxy_handler_instance"]
 
@@ -143,6 +145,30 @@ def _on_proxy_shutdown(server: Any, action: Any) -> None:
     server.proxy_shutdown_event = proxy_shutdown_event
 
 
+def _worker_sync() -> WorkerSync | None:
+    """With several proxy workers, this worker's link to the others; refuses a per-process ledger.
+
+    Raising here stops the proxy's start-up (uvicorn's supervisor exits when a worker fails to
+    start), which is what a user running ``litellm --num_workers 4`` without Redis must see.
+    """
+    workers = worker_count()
+    if workers <= 1:
+        return None
+    try:
+        settings = load_settings()
+    except BiorouterError:
+        settings = None  # the first request reports configuration errors in full
+    if settings is not None:
+        require_shared_ledger(settings, workers, source="NUM_WORKERS / --num_workers")
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        logger.warning(
+            "biorouter: %d workers without PROMETHEUS_MULTIPROC_DIR: each worker's /biorouter/metrics shows only "
+            "its own counts (biorouter serve sets it)",
+            workers,
+        )
+    return WorkerSync(shared_dir(), workers=workers)
+
+
 class BiorouterProxyHook(LocalOnlyGuard):
     """Routes ``"model": "auto"`` requests inside the LiteLLM proxy, and guards every hop."""
 
@@ -152,6 +178,7 @@ class BiorouterProxyHook(LocalOnlyGuard):
         self._classifier: TaskClassifier | None = None
         self._lock = threading.Lock()
         _configure_logging()
+        self._sync: WorkerSync | None = None
         server = sys.modules.get("litellm.proxy.proxy_server")
         if server is not None and getattr(server, "app", None) is not None:  # inside a running proxy
             from biorouter.proxy.admin import register_routes
@@ -161,8 +188,15 @@ class BiorouterProxyHook(LocalOnlyGuard):
             from biorouter.proxy.body_shape import patch_unreadable_bodies
 
             patch_unreadable_bodies()  # a JSON array as the body is a 400, not a 500 (see body_shape.py)
-            register_routes(server.app, self.engine, reload=self.reload)
+            self._sync = _worker_sync()
+            register_routes(
+                server.app, self.engine, reload=self.reload, switch=self.switch_profile, session=self.session_summary
+            )
             _on_proxy_shutdown(server, self._log_session_summary)
+            if self._sync is not None:
+                self._sync.start(self.engine)
+                sync = self._sync
+                logger.info("biorouter: worker %d of %d, sharing %s", os.getpid(), sync.workers, sync.folder)
             _serve_metrics()
             if install_sighup(self._reload_on_signal):
                 logger.info("biorouter: SIGHUP reloads profiles/ and utterances/ (pid %d)", os.getpid())
@@ -195,7 +229,25 @@ class BiorouterProxyHook(LocalOnlyGuard):
     async def reload(self, *, reason: str, by: str) -> RoutingState:
         """Reload profiles/ and utterances/ into the engine (built first if no request came yet)."""
         engine = await self.engine()
-        return await engine.reload(reason=reason, by=by)
+        state = await engine.reload(reason=reason, by=by)
+        if self._sync is not None:
+            self._sync.publish("reload", engine, reason=reason, by=by)
+        return state
+
+    async def switch_profile(self, name: str, *, reason: str, by: str) -> BioRouter:
+        """Switch the active profile (every worker's, with several)."""
+        engine = await self.engine()
+        engine.switch_profile(name, reason=reason, by=by)
+        if self._sync is not None:
+            self._sync.publish("switch", engine, reason=reason, by=by)
+        return engine
+
+    async def session_summary(self) -> tuple[SessionSummary, list[dict[str, Any]] | None]:
+        """The session counters (summed over every worker, with several) and the workers, if several."""
+        engine = await self.engine()
+        if self._sync is None:
+            return engine.session.summary(), None
+        return self._sync.summary(engine), self._sync.describe()
 
     async def _reload_on_signal(self) -> None:
         try:
@@ -208,10 +260,14 @@ class BiorouterProxyHook(LocalOnlyGuard):
     def _log_session_summary(self) -> None:
         if self._engine is not None:
             self._engine.session.log_summary()
+            if self._sync is not None:  # the launcher logs the sum over the workers from these files
+                self._sync.write(self._engine, force=True)
 
     def _build_engine(self) -> BioRouter:
         classifier = self._shared_classifier()
         engine = BioRouter.from_settings(model_list=_proxy_model_list(), classifier=classifier)
+        if self._sync is not None:
+            self._sync.adopt(engine)  # a worker started after a switch serves the switched profile
         logger.info(
             "biorouter active profile '%s' over groups: %s", engine.profile.name, ", ".join(engine.catalogue.names())
         )

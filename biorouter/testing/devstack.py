@@ -82,8 +82,10 @@ class ProxyProcess:
         master_key: str | None = None,
         env: Mapping[str, str] | None = None,
         log_path: Path | None = None,
+        workers: int = 1,
     ) -> None:
         self.config_path = config_path
+        self.workers = workers
         self.port = port or free_port()
         self.master_key = master_key or f"sk-local-{secrets.token_urlsafe(18)}"
         self.log_path = log_path
@@ -104,8 +106,14 @@ class ProxyProcess:
         return env
 
     def start(self, timeout: float = 120) -> Self:
-        litellm_cli = Path(sys.executable).parent / "litellm"
-        command = [str(litellm_cli), "--config", str(self.config_path), "--host", "127.0.0.1", "--port", str(self.port)]
+        arguments = ["--config", str(self.config_path), "--host", "127.0.0.1", "--port", str(self.port)]
+        if self.workers > 1:  # the launcher biorouter serve runs: shared folders, SIGHUP to every worker
+            command = [sys.executable, "-m", "biorouter.workers.launch", *arguments, "--num_workers", str(self.workers)]
+            run_dir = self.log_path.parent if self.log_path is not None else Path(tempfile.mkdtemp(prefix="biorouter-"))
+            self._extra_env.setdefault("BIOROUTER_WORKERS_DIR", str(run_dir / f"workers-{self.port}"))
+            self._extra_env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(run_dir / f"prometheus-{self.port}"))
+        else:
+            command = [str(Path(sys.executable).parent / "litellm"), *arguments]
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = self.log_path.open("a+b")
@@ -132,19 +140,27 @@ class ProxyProcess:
         return self._log.read().decode("utf-8", "replace")
 
     def wait_ready(self, timeout: float) -> None:
-        """Until the proxy answers its liveness probe; RuntimeError with its log otherwise."""
+        """Until the proxy answers its liveness probe (and, with several workers, every worker has
+        joined: ``/biorouter/status`` lists them all); RuntimeError with its log otherwise."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc is None or self._proc.poll() is not None:
                 raise RuntimeError(f"litellm proxy exited during start-up; log tail:\n{self.log_tail()}")
             try:
-                if httpx.get(self.url + "/health/liveliness", timeout=2).status_code == 200:
+                if httpx.get(self.url + "/health/liveliness", timeout=2).status_code == 200 and self._all_joined():
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.3)
         self.stop()
         raise RuntimeError(f"litellm proxy not ready after {timeout:.0f} s; log tail:\n{self.log_tail()}")
+
+    def _all_joined(self) -> bool:
+        if self.workers <= 1:
+            return True
+        headers = {"Authorization": f"Bearer {self.master_key}"}
+        response = httpx.get(self.url + "/biorouter/status", headers=headers, timeout=5)
+        return response.status_code == 200 and len(response.json().get("workers") or ()) >= self.workers
 
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
@@ -187,6 +203,7 @@ class DevStack:
         port: int | None = None,
         master_key: str | None = None,
         env: Mapping[str, str] | None = None,
+        workers: int = 1,
     ) -> None:
         self.base_config = base_config
         self.groups = sorted(set(groups))
@@ -194,7 +211,7 @@ class DevStack:
         self.fleet = StandInFleet(self.groups, log_dir=run_dir / "standins")
         self.config_path = run_dir / "litellm.standins.yaml"
         self.proxy = ProxyProcess(
-            self.config_path, port=port, master_key=master_key, env=env, log_path=run_dir / "proxy.log"
+            self.config_path, port=port, master_key=master_key, env=env, log_path=run_dir / "proxy.log", workers=workers
         )
 
     def start(self, timeout: float = 180) -> Self:

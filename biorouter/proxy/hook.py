@@ -29,6 +29,7 @@ import os
 import sys
 import threading
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import HTTPException
@@ -237,9 +238,10 @@ class BiorouterProxyHook(LocalOnlyGuard):
     async def switch_profile(self, name: str, *, reason: str, by: str) -> BioRouter:
         """Switch the active profile (every worker's, with several)."""
         engine = await self.engine()
-        engine.switch_profile(name, reason=reason, by=by)
+        at = datetime.now(UTC)  # one time for the switch in every worker's record, so the sum lists it once
+        engine.switch_profile(name, reason=reason, by=by, at=at)
         if self._sync is not None:
-            self._sync.publish("switch", engine, reason=reason, by=by)
+            self._sync.publish("switch", engine, reason=reason, by=by, at=at)
         return engine
 
     async def session_summary(self) -> tuple[SessionSummary, list[dict[str, Any]] | None]:

@@ -96,9 +96,20 @@ class ControlFile:
         return self._cached
 
     def publish(
-        self, kind: EventKind, *, profile: str, generation: int, reason: str, by: str, origin_pid: int
+        self,
+        kind: EventKind,
+        *,
+        profile: str,
+        generation: int,
+        reason: str,
+        by: str,
+        origin_pid: int,
+        at: datetime | None = None,
     ) -> ControlEvent:
-        """Append an event with the next sequence number; atomic against other workers."""
+        """Append an event with the next sequence number; atomic against other workers.
+
+        ``at``: when the change was made (the originating worker's own record of a switch carries it too).
+        """
         with self._locked():
             state = self.read()
             event = ControlEvent(
@@ -108,7 +119,7 @@ class ControlFile:
                 generation=generation,
                 reason=reason,
                 by=by,
-                at=datetime.now(UTC),
+                at=at or datetime.now(UTC),
                 origin_pid=origin_pid,
             )
             events = [*state.events, event][-_KEPT:]

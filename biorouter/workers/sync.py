@@ -123,11 +123,17 @@ class WorkerSync:
             engine.profile.name,
         )
 
-    def publish(self, kind: EventKind, engine: BioRouter, *, reason: str, by: str) -> None:
-        """Tell the other workers about a change this worker just made."""
+    def publish(self, kind: EventKind, engine: BioRouter, *, reason: str, by: str, at: datetime | None = None) -> None:
+        """Tell the other workers about a change this worker just made (at ``at``)."""
         state = engine.state
         event = self.control.publish(
-            kind, profile=state.profile.name, generation=state.generation, reason=reason, by=by, origin_pid=self.pid
+            kind,
+            profile=state.profile.name,
+            generation=state.generation,
+            reason=reason,
+            by=by,
+            origin_pid=self.pid,
+            at=at,
         )
         if event.seq == self._applied + 1:
             self._applied = event.seq  # nothing of the others' was skipped in between

@@ -165,10 +165,9 @@ class TaskClassifier:
         with self._lock:
             if self._router is not None:
                 return
-            from semantic_router.routers import IndexedRouter
-
-            from biorouter.embedding import Embedder, router_encoder, unit_vector_index
+            from biorouter.embedding import Embedder
             from biorouter.encoders import build_text_encoder
+            from biorouter.utterance_index import UtteranceIndex, UtteranceRouter
 
             cache_dir = self._cache_dir
             encoder = self._encoder or build_text_encoder(self._settings, cache_dir or USER_CACHE)
@@ -179,7 +178,8 @@ class TaskClassifier:
                 batch_size=self._settings.batch_size,
             )
             try:
-                router, offset, head = self._build(embedder, IndexedRouter, router_encoder, unit_vector_index)
+                # semantic-router's own router and index cost seconds of imports (biorouter.utterance_index)
+                router, offset, head = self._build(embedder, UtteranceRouter, lambda _: None, UtteranceIndex)
             except Exception as e:  # the encoder failing on the utterances, a broken index
                 embedder.close()
                 if isinstance(e, ClassifierError):
@@ -373,6 +373,12 @@ class TaskClassifier:
             await asyncio.to_thread(self._build_lexical)
         assert self._lexical is not None
         return self._lexical
+
+    def warm(self) -> None:
+        """:meth:`load`, and fit the lexical model the blend (or the fallback) uses, so no request waits for it."""
+        self.load()
+        if self._settings.lexical_weight > 0 or self._settings.fallback == "lexical":
+            self._build_lexical()
 
     def _build_lexical(self) -> None:
         with self._lexical_lock:

@@ -72,6 +72,22 @@ def _configure_logging() -> None:
     decision_log.ensure_handler()  # BIOROUTER_DEBUG_ROUTING=1: one bare JSON line per decision
 
 
+def _single_threaded_blas() -> None:
+    """One OpenBLAS/MKL thread in the proxy process.
+
+    biorouter's numpy work is small products (a query against the utterance index, the heads) and,
+    once at start-up, training the softmax head. With a thread per core, OpenBLAS spins its
+    threads around each call: on a busy 2-core machine the head took 1.7 s to train instead of
+    0.18 s, competing with LiteLLM's start-up and, per request, with the event loop. The encoder
+    (ONNX Runtime) has its own thread setting (``classifier.threads``) and is not affected.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a dependency; a missing one costs speed, not correctness
+        return
+    threadpool_limits(limits=1, user_api="blas")
+
+
 def _serve_metrics() -> None:
     """Start biorouter's metrics endpoint when biorouter.yaml or BIOROUTER_METRICS_PORT asks for one."""
     try:
@@ -201,6 +217,7 @@ class BiorouterProxyHook(LocalOnlyGuard):
             _serve_metrics()
             if install_sighup(self._reload_on_signal):
                 logger.info("biorouter: SIGHUP reloads profiles/ and utterances/ (pid %d)", os.getpid())
+            _single_threaded_blas()
         if warmup if warmup is not None else os.environ.get("BIOROUTER_WARMUP") == "1":
             threading.Thread(target=self._warm, name="biorouter-warmup", daemon=True).start()
 
@@ -212,7 +229,7 @@ class BiorouterProxyHook(LocalOnlyGuard):
 
     def _warm(self) -> None:
         try:
-            self._shared_classifier().load()
+            self._shared_classifier().warm()
             logger.info("biorouter classifier loaded")
         except BiorouterError as e:
             logger.error("biorouter warm-up failed (requests will report it): %s", e)

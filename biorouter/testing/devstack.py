@@ -160,6 +160,8 @@ class ProxyProcess:
             return True
         headers = {"Authorization": f"Bearer {self.master_key}"}
         response = httpx.get(self.url + "/biorouter/status", headers=headers, timeout=5)
+        if response.status_code == 404:  # a proxy without the biorouter hook (the bench's pass-through)
+            return True
         return response.status_code == 200 and len(response.json().get("workers") or ()) >= self.workers
 
     def is_running(self) -> bool:

@@ -1,4 +1,4 @@
-"""What several proxy workers share on disk: the control file, the tally files, and the audit log under concurrent writers."""
+"""What several proxy workers share on disk: the control file, the tally files, the audit log (concurrent writers)."""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ from biorouter import metrics
 from biorouter.errors import ClassifierError
 from biorouter.lexical import LexicalClassifier
 from biorouter.settings import ClassifierSettings, Settings
-from biorouter.softmax import fit_softmax, softmax
+from biorouter.softmax import cached, fit_softmax, softmax
 
 if TYPE_CHECKING:
     from biorouter.embedding import Embedder
@@ -228,15 +228,20 @@ class TaskClassifier:
         C = 1 and 100 Adam steps measured best of C in {0.5, 1, 2, 3, 10, 100} on the project's own
         held-out prompts and the external set; more steps changed nothing.
         """
-        return fit_softmax(
-            lambda w: vectors @ w,
-            lambda g: vectors.T @ g,
-            labels,
-            classes=len(self.tasks),
-            n_features=vectors.shape[1],
-            regularisation=1.0,
-            steps=100,
-            rate=0.1,
+        key = (vectors.tobytes(), labels.astype(np.int64).tobytes(), b"head C=1 steps=100 rate=0.1")
+        return cached(  # deterministic: a restart with the same utterance vectors loads it (biorouter.softmax)
+            self._cache_dir,
+            key,
+            lambda: fit_softmax(
+                lambda w: vectors @ w,
+                lambda g: vectors.T @ g,
+                labels,
+                classes=len(self.tasks),
+                n_features=vectors.shape[1],
+                regularisation=1.0,
+                steps=100,
+                rate=0.1,
+            ),
         )
 
     async def aload(self) -> None:
@@ -383,7 +388,7 @@ class TaskClassifier:
     def _build_lexical(self) -> None:
         with self._lexical_lock:
             if self._lexical is None:
-                self._lexical = LexicalClassifier.fit(self._utterances)
+                self._lexical = LexicalClassifier.fit(self._utterances, cache_dir=self._cache_dir)
 
     async def _lexical_answer(self, query: str, reason: str, cause: FallbackCause) -> Classification:
         lexical = await self._lexical_model()

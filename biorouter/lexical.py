@@ -22,10 +22,11 @@ import itertools
 import math
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
-from biorouter.softmax import fit_softmax
+from biorouter.softmax import cached, fit_softmax
 
 __all__ = ["LexicalClassifier", "features"]
 
@@ -113,11 +114,17 @@ class LexicalClassifier:
 
     @classmethod
     def fit(
-        cls, utterances: Mapping[str, Sequence[str]], *, regularisation: float = 10.0, steps: int = 50
+        cls,
+        utterances: Mapping[str, Sequence[str]],
+        *,
+        regularisation: float = 10.0,
+        steps: int = 50,
+        cache_dir: Path | None = None,
     ) -> LexicalClassifier:
         """Train on every task's utterances (L2-regularised softmax regression, Adam, full batch).
 
         ``regularisation`` is the inverse strength C (larger: fits the utterances more tightly).
+        ``cache_dir``: keep the trained weights there, keyed by the exact training matrix.
         """
         tasks = sorted(utterances)
         texts = [text for task in tasks for text in utterances[task]]
@@ -136,15 +143,28 @@ class LexicalClassifier:
         idf = np.array([math.log((1 + n) / (1 + frequency[t])) + 1 for t in sorted(frequency)])
         model = cls(tasks, vocabulary, idf, np.zeros((len(vocabulary) + 1, len(tasks)), dtype=np.float32))
         x = _Sparse([model._row(terms) for terms in documents], len(vocabulary))
-        weights, bias = fit_softmax(
-            x.dot,
-            x.tdot,
-            labels,
-            classes=len(tasks),
-            n_features=len(vocabulary),
-            regularisation=regularisation,
-            steps=steps,
-            rate=0.1,
+        key = (
+            "\n".join(tasks).encode(),
+            "\n".join(sorted(frequency)).encode(),
+            x.indices.tobytes(),
+            x.data.tobytes(),
+            x.row_starts.tobytes(),
+            labels.tobytes(),
+            f"lexical C={regularisation} steps={steps} rate=0.1".encode(),
+        )
+        weights, bias = cached(
+            cache_dir,
+            key,
+            lambda: fit_softmax(
+                x.dot,
+                x.tdot,
+                labels,
+                classes=len(tasks),
+                n_features=len(vocabulary),
+                regularisation=regularisation,
+                steps=steps,
+                rate=0.1,
+            ),
         )
         model._weights = np.vstack([weights, bias])
         return model

@@ -7,7 +7,16 @@ against the same proxy without it. Three paths to one upstream, in one run:
 - **pass-through**: a ``litellm`` proxy whose only callback is
   :mod:`biorouter.testing.passthrough` (sets ``model`` to one fixed group, nothing else);
 - **biorouter**: the same ``litellm`` proxy with the real hook, ``"model": "auto"``, exactly as
-  ``make run`` serves it (development profile, ``BIOROUTER_WARMUP=1``, the shipped classifier).
+  production serves it (``t4_hybrid``: every route one upstream call; ``BIOROUTER_WARMUP=1``, the
+  shipped classifier);
+- **strategies**: the same hook on the ``development`` profile, whose cascade and ensemble routes
+  call LiteLLM two or three times per request by design (``--no-strategies`` skips it).
+
+The cost table separates the two: upstream calls per request (the stand-in counts them) and proxy
+CPU per request, so the hook's own cost on single-call routes is not confused with the calls a
+strategy makes. The workers table then starts pass-through and biorouter again with
+``--workers`` processes each (default 2; a real ``redis-server`` holds the shared ledger) and
+compares throughput and CPU per request with the one-worker figures.
 
 Both proxies get the same config (``litellm_config/config.yaml`` with every group of the
 development profile pointed at one stand-in, :func:`~biorouter.testing.devstack.standin_config`)

@@ -28,6 +28,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -82,7 +83,7 @@ def _single_threaded_blas() -> None:
     (ONNX Runtime) has its own thread setting (``classifier.threads``) and is not affected.
     """
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
     except ImportError:  # pragma: no cover - a dependency; a missing one costs speed, not correctness
         return
     threadpool_limits(limits=1, user_api="blas")
@@ -233,6 +234,32 @@ class BiorouterProxyHook(LocalOnlyGuard):
             logger.info("biorouter classifier loaded")
         except BiorouterError as e:
             logger.error("biorouter warm-up failed (requests will report it): %s", e)
+            return
+        if "litellm.proxy.proxy_server" in sys.modules:
+            self._warm_engine()
+
+    def _warm_engine(self, timeout_s: float = 120.0) -> None:
+        """Build the engine as soon as the proxy has loaded its deployments, not on the first request.
+
+        Building it reads the profiles and detects the machine (tools, deployment health: up to
+        two seconds measured on the first request); here it overlaps LiteLLM's own start-up.
+        """
+        deadline = time.monotonic() + timeout_s
+        while self._engine is None and time.monotonic() < deadline:
+            try:
+                _proxy_model_list()
+            except ConfigError:  # LiteLLM has not loaded its config yet
+                time.sleep(0.1)
+                continue
+            try:
+                engine = self._build_engine()
+            except BiorouterError as e:
+                logger.error("biorouter warm-up could not build the engine (requests will report it): %s", e)
+                return
+            with self._lock:
+                if self._engine is None:
+                    self._engine = engine
+            return
 
     @property
     def detector(self) -> SensitivityDetector:

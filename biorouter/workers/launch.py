@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None, *, run_dir: Path = Path(".run")) -> int:
         from biorouter.workers.topology import require_shared_ledger
 
         try:
-            require_shared_ledger(load_settings(), workers)
+            require_shared_ledger(load_settings(), workers, source="--workers / --num_workers")
         except ConfigError as e:
             print(f"biorouter: cannot start: {e}", file=sys.stderr)
             return 2

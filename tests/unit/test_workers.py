@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -130,3 +133,18 @@ def test_concurrent_writers_leave_one_valid_json_line_per_record(tmp_path: Path)
     assert all(json.loads(line)["profile"] == "dev" for line in lines)
     ids = {record.request_id for record in read_records(path)}
     assert len(ids) == 600
+
+
+def test_biorouter_serve_with_two_workers_and_no_shared_ledger_refuses_naming_the_setting(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "biorouter", "serve", "--workers", "2", "--run-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert result.returncode == 2
+    assert "2 proxy workers (--workers / --num_workers) need a shared spend ledger" in result.stderr
+    assert "ledger.redis_url" in result.stderr

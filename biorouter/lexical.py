@@ -110,6 +110,7 @@ class LexicalClassifier:
         self.tasks = tasks
         self._vocabulary = vocabulary
         self._idf = idf
+        self._idf_values: list[float] = [float(v) for v in idf]  # per-term lookups without numpy scalars
         self._weights = weights  # (features + 1 bias row, tasks)
 
     @classmethod
@@ -175,7 +176,8 @@ class LexicalClassifier:
             index = self._vocabulary.get(term)
             if index is not None:
                 counts[index] = counts.get(index, 0.0) + 1.0
-        weighted = {j: math.log1p(c) * float(self._idf[j]) for j, c in counts.items()}
+        idf = self._idf_values
+        weighted = {j: math.log1p(c) * idf[j] for j, c in counts.items()}
         norm = math.sqrt(sum(v * v for v in weighted.values())) or 1.0
         return {j: v / norm for j, v in weighted.items()}
 

@@ -195,6 +195,7 @@ class BiorouterProxyHook(LocalOnlyGuard):
         self._engine: BioRouter | None = None
         self._classifier: TaskClassifier | None = None
         self._lock = threading.Lock()
+        self._build_lock = threading.Lock()  # one engine build at a time (it reads files and probes the machine)
         _configure_logging()
         self._sync: WorkerSync | None = None
         server = sys.modules.get("litellm.proxy.proxy_server")
@@ -252,13 +253,9 @@ class BiorouterProxyHook(LocalOnlyGuard):
                 time.sleep(0.1)
                 continue
             try:
-                engine = self._build_engine()
+                self._engine_once()
             except BiorouterError as e:
                 logger.error("biorouter warm-up could not build the engine (requests will report it): %s", e)
-                return
-            with self._lock:
-                if self._engine is None:
-                    self._engine = engine
             return
 
     @property
@@ -319,13 +316,16 @@ class BiorouterProxyHook(LocalOnlyGuard):
         )
         return engine
 
+    def _engine_once(self) -> BioRouter:
+        """The engine, built by whoever comes first (the warm-up or a request); the others wait for it."""
+        with self._build_lock:
+            if self._engine is None:
+                self._engine = self._build_engine()
+            return self._engine
+
     async def engine(self) -> BioRouter:
         if self._engine is None:
-            engine = await asyncio.to_thread(self._build_engine)
-            with self._lock:
-                if self._engine is None:
-                    self._engine = engine
-        assert self._engine is not None
+            return await asyncio.to_thread(self._engine_once)
         return self._engine
 
     async def async_pre_call_hook(

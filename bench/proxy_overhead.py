@@ -413,10 +413,10 @@ def report(results: Results, targets: Sequence[Target], args: argparse.Namespace
 def _cost_table(results: Results, names: Sequence[str], args: argparse.Namespace) -> None:
     """The hook's cost on single-call routes apart from what strategies add: upstream calls and CPU per request."""
     proxied = [name for name in names if name != "direct"]
-    strategies = f" apart from the strategies ({STRATEGY_PROFILE}: cascade, ensemble)" if "strategies" in names else ""
+    apart = f" apart from the strategies ({STRATEGY_PROFILE}: cascade, ensemble)" if "strategies" in names else ""
     print(
         f"\ncost per request, concurrency {args.concurrency} (median over rounds): the hook on single-call routes "
-        f"({args.profile}){strategies}"
+        f"({args.profile}){apart}"
     )
     print(f"  {'path':<30}{'calls/req':>10}{'CPU ms/req':>12}{'over pass-through':>19}{'CPU ms/call':>13}")
     base = _median([s.cpu_ms_per_request() for s in results.loaded["pass-through"]])

@@ -148,3 +148,30 @@ def test_biorouter_serve_with_two_workers_and_no_shared_ledger_refuses_naming_th
     assert result.returncode == 2
     assert "2 proxy workers (--workers / --num_workers) need a shared spend ledger" in result.stderr
     assert "ledger.redis_url" in result.stderr
+
+
+_MULTIPROCESS_METRICS = """
+import json, sys
+from prometheus_client import Counter
+from biorouter import metrics
+Counter("litellm_requests", "LiteLLM's own, in the global registry").inc()  # must not leak into biorouter's endpoint
+metrics.record_reload("ok", 3)
+metrics.record_reload("ok", 4)
+body, _ = metrics.exposition()
+print(json.dumps(body.decode()))
+"""
+
+
+def test_with_several_workers_the_metrics_endpoint_sums_every_workers_files_and_serves_only_biorouters(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    for _ in range(2):  # two "workers": separate processes writing to the same folder
+        result = subprocess.run(
+            [sys.executable, "-c", _MULTIPROCESS_METRICS], capture_output=True, text=True, timeout=120, env=env
+        )
+        assert result.returncode == 0, result.stderr
+    text = json.loads(result.stdout.strip().splitlines()[-1])
+    assert 'biorouter_reloads_total{outcome="ok"} 4.0' in text  # 2 reloads in each of the two processes
+    assert "biorouter_config_generation 4.0" in text  # a gauge: the highest any worker reports
+    assert "litellm_requests" not in text

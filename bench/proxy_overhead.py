@@ -1,4 +1,4 @@
-"""What the biorouter hook adds to a LiteLLM proxy request: latency at concurrency 1, throughput at 32.
+"""What the biorouter hook adds to a LiteLLM proxy request: latency at concurrency 1, throughput and CPU at 32.
 
 The promise is routing that costs less than the network hop it decides, so the hook is measured
 against the same proxy without it. Three paths to one upstream, in one run:
@@ -7,7 +7,16 @@ against the same proxy without it. Three paths to one upstream, in one run:
 - **pass-through**: a ``litellm`` proxy whose only callback is
   :mod:`biorouter.testing.passthrough` (sets ``model`` to one fixed group, nothing else);
 - **biorouter**: the same ``litellm`` proxy with the real hook, ``"model": "auto"``, exactly as
-  ``make run`` serves it (development profile, ``BIOROUTER_WARMUP=1``, the shipped classifier).
+  production serves it (``t4_hybrid``: every route one upstream call; ``BIOROUTER_WARMUP=1``, the
+  shipped classifier);
+- **strategies**: the same hook on the ``development`` profile, whose cascade and ensemble routes
+  call LiteLLM two or three times per request by design (``--no-strategies`` skips it).
+
+The cost table separates the two: upstream calls per request (the stand-in counts them) and proxy
+CPU per request, so the hook's own cost on single-call routes is not confused with the calls a
+strategy makes. The workers table then starts pass-through and biorouter again with
+``--workers`` processes each (default 2; a real ``redis-server`` holds the shared ledger) and
+compares throughput and CPU per request with the one-worker figures.
 
 Both proxies get the same config (``litellm_config/config.yaml`` with every group of the
 development profile pointed at one stand-in, :func:`~biorouter.testing.devstack.standin_config`)
@@ -39,7 +48,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, ExitStack
 from dataclasses import dataclass, field
@@ -56,15 +65,23 @@ from biorouter.profiles import load_profile
 from biorouter.settings import load_settings
 from biorouter.testing.devstack import ProxyProcess, standin_config
 from biorouter.testing.passthrough import GROUP_ENV
+from biorouter.testing.redis import RedisServer
 from biorouter.testing.standin import StandIn
 from biorouter.testing.upstream import Fault
 from biorouter.utterances import load_utterances
 
-PROFILE = "development"
-PASSTHROUGH_GROUP = "t4-generalist"  # the development profile's default route
+PROFILE = "t4_hybrid"  # production-like: every route one call (development's cascade/ensemble call 2-3 times)
 PASSTHROUGH_CALLBACK = "biorouter.testing.passthrough.passthrough_handler_instance"
 CODE_LINE = "    reads = [r for r in pysam.AlignmentFile(path) if r.mapping_quality >= 30 and not r.is_duplicate]\n"
 SHAPES = ("short", "medium", "long")
+STRATEGY_PROFILE = "development"  # its cascade and ensemble routes call LiteLLM 2-3 times per request
+LABELS = {
+    "direct": "direct to the stand-in",
+    "pass-through": "litellm + pass-through hook",
+    "biorouter": "litellm + biorouter hook",
+    "strategies": "biorouter, strategy routes",
+}
+TARGET_EXTRA_CPU_MS = 3.0
 TARGET_OVERHEAD_MS = 10.0
 TARGET_THROUGHPUT_RATIO = 0.80
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -85,19 +102,24 @@ def process_cpu(pid: int | str) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS if fields else 0.0
 
 
-def own_cpu() -> float:
-    """CPU seconds of this process and every process it started (stand-in, proxies)."""
+def tree_cpu(root: int) -> float:
+    """CPU seconds of ``root`` and every live process below it (a proxy's workers, or this bench's children)."""
     parents: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit() and (fields := _stat_fields(entry)):
             parents[int(entry)] = int(fields[1])
-    ours, frontier = {os.getpid()}, [os.getpid()]
+    ours, frontier = {root}, [root]
     while frontier:
         parent = frontier.pop()
         children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in ours]
         ours.update(children)
         frontier.extend(children)
     return sum(process_cpu(pid) for pid in ours)
+
+
+def own_cpu() -> float:
+    """CPU seconds of this process and every process it started (stand-in, proxies)."""
+    return tree_cpu(os.getpid())
 
 
 def machine_busy_cpu() -> float:
@@ -110,8 +132,10 @@ class BenchProxy(ProxyProcess):
     """A :class:`ProxyProcess` whose CPU time can be read (its pid is the uvicorn server's)."""
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time of the proxy process so far (all its threads, the encoder's included)."""
-        return process_cpu(self._proc.pid) if self._proc is not None else 0.0
+        """User + system CPU time of the proxy so far (all its threads and worker processes, the encoder's included)."""
+        if self._proc is None:
+            return 0.0
+        return tree_cpu(self._proc.pid) if self.workers > 1 else process_cpu(self._proc.pid)
 
 
 @dataclass(frozen=True)
@@ -131,6 +155,7 @@ class Target:
     model: str
     headers: Mapping[str, str]
     proxy: BenchProxy | None = None
+    calls: Callable[[], int] | None = None  # upstream chat calls so far (the stand-in's counter)
 
 
 @dataclass
@@ -144,6 +169,7 @@ class Sample:
     groups: Counter[str] = field(default_factory=Counter)
     local_only: int = 0
     proxy_cpu_s: float = 0.0
+    upstream_calls: int = 0
 
     @property
     def ok(self) -> int:
@@ -162,6 +188,9 @@ class Sample:
 
     def cpu_ms_per_request(self) -> float:
         return 1000 * self.proxy_cpu_s / self.ok if self.ok else float("nan")
+
+    def calls_per_request(self) -> float:
+        return self.upstream_calls / self.ok if self.ok else float("nan")
 
 
 class PromptSource:
@@ -222,10 +251,12 @@ async def run_phase(
             await _one(session, target, queue.pop(), sample)
 
     cpu_before = target.proxy.cpu_seconds() if target.proxy else 0.0
+    calls_before = target.calls() if target.calls else 0
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     sample.seconds = time.perf_counter() - start
     sample.proxy_cpu_s = (target.proxy.cpu_seconds() if target.proxy else 0.0) - cpu_before
+    sample.upstream_calls = (target.calls() if target.calls else 0) - calls_before
     return sample
 
 
@@ -297,8 +328,7 @@ def _cpu_cell(name: str, samples: Sequence[Sample]) -> str:
 def report(results: Results, targets: Sequence[Target], args: argparse.Namespace) -> int:
     """Print the tables, the ratios against their targets and the decision mix; the failed-request count."""
     names = [t.name for t in targets]
-    label = {"direct": "direct to the stand-in", "pass-through": "litellm + pass-through hook"}
-    label["biorouter"] = "litellm + biorouter hook"
+    label = LABELS
     print(f"\nconcurrency 1, {args.requests} requests per path per round (median over {args.rounds} rounds)")
     print(f"  {'path':<30}{'p50 ms':>9}{'p99 ms':>9}{'short':>9}{'medium':>9}{'long':>9}{'proxy CPU ms/req':>18}")
     for name in names:
@@ -338,6 +368,17 @@ def report(results: Results, targets: Sequence[Target], args: argparse.Namespace
         f"{'met' if ratio >= TARGET_THROUGHPUT_RATIO else 'MISSED'}"
     )
 
+    extra = [
+        h.cpu_ms_per_request() - p.cpu_ms_per_request()
+        for h, p in zip(results.loaded["biorouter"], results.loaded["pass-through"], strict=True)
+    ]
+    print(
+        f"extra proxy CPU per request over pass-through at concurrency {args.concurrency}: {_median(extra):.2f} ms "
+        f"(rounds: {_rounds(extra, '.2f')})   target <= {TARGET_EXTRA_CPU_MS:.0f} ms: "
+        f"{'met' if _median(extra) <= TARGET_EXTRA_CPU_MS else 'MISSED'}"
+    )
+    _cost_table(results, names, args)
+
     groups: Counter[str] = Counter()
     local_only = decided = 0
     for sample in results.serial["biorouter"] + results.loaded["biorouter"]:
@@ -369,6 +410,56 @@ def report(results: Results, targets: Sequence[Target], args: argparse.Namespace
     return sum(errors.values())
 
 
+def _cost_table(results: Results, names: Sequence[str], args: argparse.Namespace) -> None:
+    """The hook's cost on single-call routes apart from what strategies add: upstream calls and CPU per request."""
+    proxied = [name for name in names if name != "direct"]
+    apart = f" apart from the strategies ({STRATEGY_PROFILE}: cascade, ensemble)" if "strategies" in names else ""
+    print(
+        f"\ncost per request, concurrency {args.concurrency} (median over rounds): the hook on single-call routes "
+        f"({args.profile}){apart}"
+    )
+    print(f"  {'path':<30}{'calls/req':>10}{'CPU ms/req':>12}{'over pass-through':>19}{'CPU ms/call':>13}")
+    base = _median([s.cpu_ms_per_request() for s in results.loaded["pass-through"]])
+    for name in proxied:
+        samples = results.loaded[name]
+        calls, cpu = (
+            _median([s.calls_per_request() for s in samples]),
+            _median([s.cpu_ms_per_request() for s in samples]),
+        )
+        over = f"{cpu - base:+.2f}" if name != "pass-through" else "-"
+        print(
+            f"  {LABELS[name]:<30}{calls:>10.2f}{cpu:>12.2f}{over:>19}{cpu / calls if calls else float('nan'):>13.2f}"
+        )
+    if "strategies" in proxied:
+        single = _median([s.cpu_ms_per_request() for s in results.loaded["biorouter"]])
+        strategies = _median([s.cpu_ms_per_request() for s in results.loaded["strategies"]])
+        print(
+            f"  the hook costs {single - base:+.2f} ms a request on single-call routes; strategy routes add "
+            f"{strategies - single:+.2f} ms more (their extra upstream calls, each one LiteLLM's full handling)"
+        )
+
+
+def workers_table(
+    one: Results, two: Mapping[str, list[Sample]], args: argparse.Namespace, counts: Sequence[int]
+) -> None:
+    """Throughput and CPU per request with one and with several proxy workers, pass-through and biorouter."""
+    print(f"\nworkers, concurrency {args.concurrency} (median over rounds; several workers share one redis ledger)")
+    print(f"  {'path':<30}{'workers':>8}{'req/s':>9}{'p50 ms':>9}{'CPU ms/req':>12}")
+    rates: dict[tuple[str, int], float] = {}
+    for name in ("pass-through", "biorouter"):
+        for count, samples in ((1, one.loaded[name]), (counts[-1], two.get(name, []))):
+            if not samples:
+                continue
+            rate = _median([s.throughput for s in samples])
+            rates[(name, count)] = rate
+            p50, cpu = _median([s.p50() for s in samples]), _median([s.cpu_ms_per_request() for s in samples])
+            print(f"  {LABELS[name]:<30}{count:>8}{rate:>9.1f}{p50:>9.2f}{cpu:>12.2f}")
+    for count in (1, counts[-1]):
+        if ("biorouter", count) in rates and rates.get(("pass-through", count)):
+            ratio = rates[("biorouter", count)] / rates[("pass-through", count)]
+            print(f"  biorouter / pass-through with {count} worker(s): {ratio:.0%}")
+
+
 def _write_config(path: Path, base: Mapping[str, Any], api_base: str, groups: Sequence[str], callback: str) -> None:
     config = standin_config(base, {group: api_base for group in groups})
     config.setdefault("litellm_settings", {})["callbacks"] = callback
@@ -391,6 +482,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="rounds; each figure is the median over rounds")
     parser.add_argument("--upstream-latency-ms", type=int, default=0, help="fixed delay of the stand-in's answers")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--profile", default=PROFILE, help=f"profile the hook routes by (default {PROFILE}; its groups are stand-ins)"
+    )
     parser.add_argument("--quick", action="store_true", help="100 requests, 2 rounds (about a minute)")
     parser.add_argument("--no-accuracy", action="store_true", help="skip the accuracy guard line")
     parser.add_argument(
@@ -400,6 +494,12 @@ def parse_args() -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="extra environment for both proxies and the accuracy guard, to measure a variant "
         "(e.g. BIOROUTER_HOME=/path/to/a/copy, BIOROUTER_CACHE_DIR=..., BIOROUTER_LOG_LEVEL=WARNING)",
+    )
+    parser.add_argument(
+        "--no-strategies", dest="strategies", action="store_false", help=f"skip the {STRATEGY_PROFILE} strategy path"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="worker processes for the workers table (1: skip the table)"
     )
     parser.add_argument("--run-dir", type=Path, default=None, help="keep configs and logs here (default: a temp dir)")
     args = parser.parse_args()
@@ -412,12 +512,55 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+async def measure_loaded(
+    targets: Sequence[Target], source: PromptSource, args: argparse.Namespace
+) -> dict[str, list[Sample]]:
+    """Only the concurrency-N phase, rounds in rotated order (the workers table)."""
+    loaded: dict[str, list[Sample]] = {t.name: [] for t in targets}
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with AsyncExitStack() as sessions:
+        clients = {
+            t.name: await sessions.enter_async_context(
+                aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=args.concurrency, keepalive_timeout=KEEPALIVE_S),
+                    timeout=timeout,
+                )
+            )
+            for t in targets
+        }
+        for target in targets:  # warm-up: every worker's connections and first encoder calls
+            await run_phase(clients[target.name], target, source.take(4 * args.concurrency), args.concurrency)
+        for round_index in range(args.rounds):
+            prompts = source.take(args.throughput_requests)
+            for target in [targets[(round_index + i) % len(targets)] for i in range(len(targets))]:
+                loaded[target.name].append(await run_phase(clients[target.name], target, prompts, args.concurrency))
+            print(f"  workers round {round_index + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+    return loaded
+
+
+def _start_all(proxies: Mapping[str, BenchProxy]) -> None:
+    with ThreadPoolExecutor(len(proxies)) as pool:  # at once: start-up is not what is measured here
+        for started in [pool.submit(p.start) for p in proxies.values()]:
+            started.result()
+
+
+def _target(name: str, proxy: BenchProxy, standin: StandIn) -> Target:
+    headers = {"Authorization": f"Bearer {proxy.master_key}"}
+    calls = lambda: int(standin.stats()["chat_requests"])  # noqa: E731
+    return Target(name, proxy.url + "/v1/chat/completions", "auto", headers, proxy, calls)
+
+
 def main() -> int:
     args = parse_args()
     settings = load_settings(ROOT)
-    groups = sorted(load_profile(settings.profiles_path / f"{PROFILE}.yaml").groups())
+    profile = load_profile(settings.profiles_path / f"{args.profile}.yaml")
+    strategy_groups = load_profile(settings.profiles_path / f"{STRATEGY_PROFILE}.yaml").groups()
+    groups = sorted(profile.groups() | (strategy_groups if args.strategies else set()))
+    passthrough_group = profile.default_route.group  # where the pass-through hook sends everything
     source = PromptSource(load_utterances(settings.utterances_path), args.seed)
     base = yaml.safe_load(settings.litellm_config_path.read_text(encoding="utf-8")) or {}
+    hook = str((base.get("litellm_settings") or {}).get("callbacks"))
+    two: dict[str, list[Sample]] = {}
 
     with ExitStack() as stack:
         run_dir = args.run_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="proxy-overhead-")))
@@ -428,46 +571,83 @@ def main() -> int:
         standin.start()
         env = {
             "BIOROUTER_HOME": str(ROOT),
-            "BIOROUTER_PROFILE": PROFILE,
+            "BIOROUTER_PROFILE": args.profile,
             "BIOROUTER_AUDIT_LOG": str(run_dir / "audit.jsonl"),
-            GROUP_ENV: PASSTHROUGH_GROUP,
+            GROUP_ENV: passthrough_group,
             **args.proxy_env,
         }
+        paths = [("pass-through", PASSTHROUGH_CALLBACK, env), ("biorouter", hook, env)]
+        if args.strategies:
+            paths.append(("strategies", hook, {**env, "BIOROUTER_PROFILE": STRATEGY_PROFILE}))
         proxies: dict[str, BenchProxy] = {}
-        for name, callback in (
-            ("pass-through", PASSTHROUGH_CALLBACK),
-            ("biorouter", str((base.get("litellm_settings") or {}).get("callbacks"))),
-        ):
+        for name, callback, proxy_env in paths:
             config = run_dir / f"litellm.{name}.yaml"
             _write_config(config, base, standin.api_base, groups, callback)
-            proxies[name] = BenchProxy(config, env=env, log_path=run_dir / f"proxy.{name}.log")
+            proxies[name] = BenchProxy(config, env=proxy_env, log_path=run_dir / f"proxy.{name}.log")
             stack.callback(proxies[name].stop)
-        print(f"starting the stand-in and two litellm proxies (logs in {run_dir}) ...", file=sys.stderr, flush=True)
-        with ThreadPoolExecutor(len(proxies)) as pool:  # both at once: start-up is not what is measured here
-            for started in [pool.submit(p.start) for p in proxies.values()]:
-                started.result()
-
-        def proxied(name: str) -> Target:
-            proxy = proxies[name]
-            headers = {"Authorization": f"Bearer {proxy.master_key}"}
-            return Target(name, proxy.url + "/v1/chat/completions", "auto", headers, proxy)
-
-        direct = Target("direct", standin.api_base + "/chat/completions", PASSTHROUGH_GROUP, {})
-        targets = [direct, proxied("pass-through"), proxied("biorouter")]
+        print(f"starting the stand-in and {len(proxies)} litellm proxies (logs in {run_dir}) ...", file=sys.stderr)
+        _start_all(proxies)
+        direct = Target("direct", standin.api_base + "/chat/completions", passthrough_group, {})
+        targets = [direct, *(_target(name, proxy, standin) for name, proxy in proxies.items())]
         print(
-            f"proxy overhead: litellm {version('litellm')}, profile {PROFILE}, one stand-in serves every group "
-            f"with {args.upstream_latency_ms} ms added latency; {os.cpu_count()} CPU cores shared by client, "
-            "stand-in and proxies; both proxies up, loaded one at a time, paths in rotated order each round; "
+            f"proxy overhead: litellm {version('litellm')}, profile {args.profile}"
+            + (f" (strategy routes: {STRATEGY_PROFILE})" if args.strategies else "")
+            + f", one stand-in serves every group with {args.upstream_latency_ms} ms added latency; "
+            f"{os.cpu_count()} CPU cores shared by client, stand-in and proxies; load average "
+            f"{os.getloadavg()[0]:.1f} at start; proxies up, loaded one at a time, paths in rotated order each round; "
             f"unique request texts ({' / '.join(SHAPES)} in equal parts)"
             + (f"; proxy environment: {args.proxy_env}" if args.proxy_env else ""),
             flush=True,
         )
         results = asyncio.run(measure(targets, source, args))
+        for proxy in proxies.values():
+            proxy.stop()
+        if args.workers > 1:
+            two = _measure_workers(args, run_dir, standin, env, hook, source, stack)
 
     failed = report(results, targets, args)
+    if args.workers > 1:
+        if two:
+            workers_table(results, two, args, (1, args.workers))
+        else:
+            print("\nworkers table skipped: several workers need a shared ledger and redis-server is not installed")
     if not args.no_accuracy:
         print(accuracy_line(_guard_classifier(args.proxy_env)))
     return 1 if failed else 0
+
+
+def _measure_workers(
+    args: argparse.Namespace,
+    run_dir: Path,
+    standin: StandIn,
+    env: Mapping[str, str],
+    hook: str,
+    source: PromptSource,
+    stack: ExitStack,
+) -> dict[str, list[Sample]]:
+    """Pass-through and biorouter with ``--workers`` processes each, over one redis-server ledger."""
+    if not RedisServer.available():
+        return {}
+    redis = RedisServer(log_path=run_dir / "redis.log").start()
+    stack.callback(redis.stop)
+    proxies = {
+        name: BenchProxy(
+            run_dir / f"litellm.{name}.yaml",
+            env={**env, "REDIS_URL": redis.url},
+            log_path=run_dir / f"proxy.{name}.workers.log",
+            workers=args.workers,
+        )
+        for name in ("pass-through", "biorouter")
+    }
+    for proxy in proxies.values():
+        stack.callback(proxy.stop)
+    print(f"starting both proxies again with {args.workers} workers each ...", file=sys.stderr, flush=True)
+    _start_all(proxies)
+    try:
+        return asyncio.run(measure_loaded([_target(n, p, standin) for n, p in proxies.items()], source, args))
+    finally:
+        for proxy in proxies.values():
+            proxy.stop()
 
 
 if __name__ == "__main__":

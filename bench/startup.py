@@ -271,7 +271,7 @@ def report(starts: Sequence[Start], caches: Sequence[str]) -> None:
     print(f"  {'':<40}{head}   target")
     rows = (
         ("/health/liveliness 200", "live_s", "s", ""),
-        ("/health/readiness 200", "ready_s", "s", ""),
+        ("/health/readiness 200", "ready_s", "s", f"<= {TARGET_READY_S:.0f} s"),
         ("first routed request 200", "routed_s", "s", f"<= {TARGET_READY_S:.0f} s"),
         ("peak RSS at the first answer", "peak_first_mib", "MiB", ""),
         (f"peak RSS after {BURST_REQUESTS} requests (c={BURST_CONCURRENCY})", "peak_burst_mib", "MiB", "<= 1 GiB"),
@@ -281,16 +281,20 @@ def report(starts: Sequence[Start], caches: Sequence[str]) -> None:
     for cache in caches:
         of_cache = [s for s in starts if s.cache == cache]
         routed = _median([s.routed_s for s in of_cache])
+        ready = _median([s.ready_s for s in of_cache])
         rss = _median([s.peak_burst_mib for s in of_cache])
         verdicts = [
-            f"ready {'met' if routed <= TARGET_READY_S else 'MISSED'}",
+            f"readiness {'met' if ready <= TARGET_READY_S else 'MISSED'}",
+            f"first routed {'met' if routed <= TARGET_READY_S else 'MISSED'}",
             f"RSS {'met' if rss <= TARGET_RSS_MIB else 'MISSED'}",
         ]
         processes = max(s.processes for s in of_cache)
         errors = sum(s.burst_errors for s in of_cache)
         print(
             f"  {cache} cache: {', '.join(verdicts)}; {processes} process(es) in the proxy's session; "
-            f"{len(of_cache)} start(s): routed at {', '.join(f'{s.routed_s:.1f}' for s in of_cache)} s"
+            f"{len(of_cache)} start(s): ready at {', '.join(f'{s.ready_s:.1f}' for s in of_cache)} s, "
+            f"routed at {', '.join(f'{s.routed_s:.1f}' for s in of_cache)} s; "
+            f"load average {os.getloadavg()[0]:.1f} (a shared machine makes these noisy)"
             + (f"; {errors} burst request(s) FAILED" if errors else "")
         )
         marks = {name: _median([s.marks.get(name, float("nan")) for s in of_cache]) for name in MARKERS}

@@ -32,7 +32,7 @@ from biorouter import metrics
 from biorouter.errors import ClassifierError
 from biorouter.lexical import LexicalClassifier
 from biorouter.settings import ClassifierSettings, Settings
-from biorouter.softmax import fit_softmax, softmax
+from biorouter.softmax import cached, fit_softmax, softmax
 
 if TYPE_CHECKING:
     from biorouter.embedding import Embedder
@@ -165,10 +165,9 @@ class TaskClassifier:
         with self._lock:
             if self._router is not None:
                 return
-            from semantic_router.routers import IndexedRouter
-
-            from biorouter.embedding import Embedder, router_encoder, unit_vector_index
+            from biorouter.embedding import Embedder
             from biorouter.encoders import build_text_encoder
+            from biorouter.utterance_index import UtteranceIndex, UtteranceRouter
 
             cache_dir = self._cache_dir
             encoder = self._encoder or build_text_encoder(self._settings, cache_dir or USER_CACHE)
@@ -179,7 +178,8 @@ class TaskClassifier:
                 batch_size=self._settings.batch_size,
             )
             try:
-                router, offset, head = self._build(embedder, IndexedRouter, router_encoder, unit_vector_index)
+                # semantic-router's own router and index cost seconds of imports (biorouter.utterance_index)
+                router, offset, head = self._build(embedder, UtteranceRouter, lambda _: None, UtteranceIndex)
             except Exception as e:  # the encoder failing on the utterances, a broken index
                 embedder.close()
                 if isinstance(e, ClassifierError):
@@ -228,15 +228,20 @@ class TaskClassifier:
         C = 1 and 100 Adam steps measured best of C in {0.5, 1, 2, 3, 10, 100} on the project's own
         held-out prompts and the external set; more steps changed nothing.
         """
-        return fit_softmax(
-            lambda w: vectors @ w,
-            lambda g: vectors.T @ g,
-            labels,
-            classes=len(self.tasks),
-            n_features=vectors.shape[1],
-            regularisation=1.0,
-            steps=100,
-            rate=0.1,
+        key = (vectors.tobytes(), labels.astype(np.int64).tobytes(), b"head C=1 steps=100 rate=0.1")
+        return cached(  # deterministic: a restart with the same utterance vectors loads it (biorouter.softmax)
+            self._cache_dir,
+            key,
+            lambda: fit_softmax(
+                lambda w: vectors @ w,
+                lambda g: vectors.T @ g,
+                labels,
+                classes=len(self.tasks),
+                n_features=vectors.shape[1],
+                regularisation=1.0,
+                steps=100,
+                rate=0.1,
+            ),
         )
 
     async def aload(self) -> None:
@@ -374,10 +379,16 @@ class TaskClassifier:
         assert self._lexical is not None
         return self._lexical
 
+    def warm(self) -> None:
+        """:meth:`load`, and fit the lexical model the blend (or the fallback) uses, so no request waits for it."""
+        self.load()
+        if self._settings.lexical_weight > 0 or self._settings.fallback == "lexical":
+            self._build_lexical()
+
     def _build_lexical(self) -> None:
         with self._lexical_lock:
             if self._lexical is None:
-                self._lexical = LexicalClassifier.fit(self._utterances)
+                self._lexical = LexicalClassifier.fit(self._utterances, cache_dir=self._cache_dir)
 
     async def _lexical_answer(self, query: str, reason: str, cause: FallbackCause) -> Classification:
         lexical = await self._lexical_model()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import dataclasses
 import logging
 import threading
 import time
@@ -163,13 +164,14 @@ class BioRouter:
         """End the session: log its summary (requests, errors, refusals, cost per group)."""
         self.session.log_summary()
 
-    def switch_profile(self, name: str, *, reason: str, by: str = "python") -> Profile:
+    def switch_profile(self, name: str, *, reason: str, by: str = "python", at: datetime | None = None) -> Profile:
         """Make ``name`` the active profile from now on: an explicit, logged change with a reason.
 
         The files are read and checked exactly as :meth:`reload` does, the new profile against the
         deployments this router really serves: a profile naming a group they lack is refused with
         :class:`ConfigError` listing every problem, and nothing changes. In-flight requests finish
-        under the profile they were decided with. Blocking (validation, changed utterances).
+        under the profile they were decided with. Blocking (validation, changed utterances). ``at``: when
+        the change was made, if not now (a proxy worker applying a sibling's switch).
         """
         with self._reload_lock:
             current = self._state
@@ -189,9 +191,16 @@ class BioRouter:
                 self._state = state
                 self._apply_fail_mode(state.profile)
                 self._tier_cache.clear()
-        self.session.switch(name, reason=reason, by=by)
+        self.session.switch(name, reason=reason, by=by, at=at)
         metrics.record_generation(state.generation)
         return state.profile
+
+    def align_generation(self, generation: int) -> None:
+        """Number the serving snapshot ``generation`` (proxy workers keep one numbering across processes)."""
+        with self._swap_lock:
+            if self._state.generation != generation:
+                self._state = dataclasses.replace(self._state, generation=generation)
+        metrics.record_generation(generation)
 
     # -- the configuration snapshot (biorouter.reload) -------------------------------------------
 

@@ -12,6 +12,12 @@ per process (the proxy hook at start-up; ``BioRouter`` on its first call); when 
 taken — several proxy replicas on one host given the same port — it logs a warning naming the
 port and the process keeps serving requests without it.
 
+With several proxy workers, ``PROMETHEUS_MULTIPROC_DIR`` (``biorouter serve`` sets it) puts
+prometheus_client in its multiprocess mode: every worker writes its samples to files there, and
+both endpoints read the sum over the workers (gauges: the maximum), whichever worker answers.
+Only ``biorouter_*`` families are served from that folder, so LiteLLM's own metrics (which use the
+same folder when its prometheus callback is on) stay on LiteLLM's endpoint.
+
 Recording is on the request path (the whole decision targets 5 ms at p50), so each ``record_*``
 function is a label lookup and an increment, costs a few microseconds, and never raises: a broken
 metric must not fail a request.
@@ -19,16 +25,20 @@ metric must not fail a request.
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
+import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Literal, ParamSpec
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
+
+    from prometheus_client.metrics_core import Metric
 
     from biorouter.decision import Decision
     from biorouter.ledger import BudgetScope, ScopeUsage
@@ -119,12 +129,14 @@ BUDGET_SPENT = Gauge(
     "routed request and counted up on each settled cost); with several replicas, aggregate with max()",
     ("scope", "period"),
     registry=REGISTRY,
+    multiprocess_mode="max",  # several workers: the highest value any of them reports
 )
 BUDGET_LIMIT = Gauge(
     "biorouter_budget_limit_usd",
     "The limit of a budget scope (USD per period), from the active profile",
     ("scope", "period"),
     registry=REGISTRY,
+    multiprocess_mode="max",  # several workers: the highest value any of them reports
 )
 
 RELOADS = Counter(
@@ -138,6 +150,7 @@ CONFIG_GENERATION = Gauge(
     "biorouter_config_generation",
     "The configuration generation serving requests (1 at start, +1 per reload or profile switch)",
     registry=REGISTRY,
+    multiprocess_mode="max",  # several workers: the highest value any of them reports
 )
 DEGRADED = Gauge(
     "biorouter_degraded",
@@ -145,6 +158,7 @@ DEGRADED = Gauge(
     "updated on each routed request",
     ("component",),
     registry=REGISTRY,
+    multiprocess_mode="max",  # several workers: the highest value any of them reports
 )
 CLASSIFIER_FALLBACKS = Counter(
     "biorouter_classifier_fallbacks",
@@ -257,11 +271,36 @@ def record_classifier_fallback(reason: str) -> None:
     CLASSIFIER_FALLBACKS.labels(reason).inc()
 
 
+def multiprocess() -> bool:
+    """Whether prometheus_client runs in multiprocess mode (samples in files shared by the workers)."""
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+class _BiorouterFamilies:
+    """A collector of the ``biorouter_*`` families summed over every worker's files."""
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        for family in MultiProcessCollector(None).collect():  # type: ignore[no-untyped-call]
+            if family.name.startswith("biorouter_"):
+                yield family
+
+
+def _served_registry() -> CollectorRegistry:
+    """What the endpoints serve: this process's registry, or every worker's biorouter metrics."""
+    if not multiprocess():
+        return REGISTRY
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_BiorouterFamilies())
+    return registry
+
+
 def exposition() -> tuple[bytes, str]:
     """The metrics in Prometheus' text format, and its content type (for the proxy's own route)."""
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    return generate_latest(_served_registry()), CONTENT_TYPE_LATEST
 
 
 _server: WSGIServer | None = None
@@ -288,8 +327,11 @@ def serve(port: int | None, host: str = "127.0.0.1") -> bool:
         from prometheus_client import start_http_server
 
         try:
-            server, _ = start_http_server(port, addr=host, registry=REGISTRY)
+            server, _ = start_http_server(port, addr=host, registry=_served_registry())
         except OSError as e:
+            if multiprocess() and e.errno == errno.EADDRINUSE:  # a sibling worker serves the same (summed) metrics
+                logger.info("biorouter metrics: port %s is served by another worker of this proxy", port)
+                return False
             logger.warning(
                 "biorouter metrics: cannot serve on %s:%s (%s); this process goes on without a metrics endpoint "
                 "(give each replica on a host its own BIOROUTER_METRICS_PORT)",

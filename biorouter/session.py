@@ -6,6 +6,8 @@ effect of a request. The session counts what it served: requests, errors, local-
 cost, per task and per deployment group, and prints a summary when it ends.
 
 Counters are kept in memory, per process; shared budgets across replicas are the ledger's job.
+With several proxy workers, each writes its counters to the workers' shared folder and the status
+endpoint sums them (:mod:`biorouter.workers.tally`).
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ class Session:
         self._by_group: dict[str, Counter] = {}
         self._switches: list[Switch] = []
         self._lock = threading.Lock()
+        self.version = 0  # +1 per change: tells a worker its tally file is out of date without comparing
 
     def record(
         self, *, task: str | None, group: str | None, ok: bool, refused: bool = False, cost_usd: float = 0.0
@@ -80,14 +83,20 @@ class Session:
                 counter.errors += 0 if ok else 1
                 counter.refused += 1 if refused else 0
                 counter.cost_usd += max(cost_usd, 0.0)
+            self.version += 1
 
-    def switch(self, profile: str, *, reason: str, by: str) -> Switch:
-        """Record an explicit change of the active profile (the caller rebuilds what depends on it)."""
+    def switch(self, profile: str, *, reason: str, by: str, at: datetime | None = None) -> Switch:
+        """Record an explicit change of the active profile (the caller rebuilds what depends on it).
+
+        ``at``: when it was made (a worker applying a sibling's switch records the sibling's time,
+        so the summed summary lists the switch once).
+        """
         if not reason.strip():
             raise ValueError("a profile switch needs a reason")
         with self._lock:
-            entry = Switch(time=datetime.now(UTC), previous=self.profile, profile=profile, reason=reason, by=by)
+            entry = Switch(time=at or datetime.now(UTC), previous=self.profile, profile=profile, reason=reason, by=by)
             self._switches.append(entry)
+            self.version += 1
             self.profile = profile
             self.selected = f"switched by {by}: {reason}"
             self.warnings = ()

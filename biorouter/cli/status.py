@@ -97,6 +97,11 @@ def _print_status(payload: dict[str, Any]) -> None:
                     f"  {name:<20} {counter['requests']:>7} requests {counter['errors']:>5} errors "
                     f"{counter['refused']:>5} refused  ${counter['cost_usd']:.4f}"
                 )
+    for worker in payload.get("workers") or ():  # several proxy workers: the counts above are their sum
+        print(
+            f"worker      pid {worker['pid']}: generation {worker['generation']}, profile '{worker['profile']}', "
+            f"{worker['requests']} requests (as of {worker['updated_at']})"
+        )
     for switch in session.get("switches") or ():
         print(
             f"switched    {switch['time']}: {switch['previous']} -> {switch['profile']} by {switch['by']}: "

@@ -26,6 +26,7 @@ from biorouter import metrics
 from biorouter.engine import BioRouter
 from biorouter.errors import ConfigError
 from biorouter.reload import RoutingState
+from biorouter.session import SessionSummary
 
 __all__ = [
     "METRICS_PATH",
@@ -58,13 +59,24 @@ class Reload(Protocol):
     def __call__(self, *, reason: str, by: str) -> Awaitable[RoutingState]: ...
 
 
-def status_payload(engine: BioRouter) -> dict[str, Any]:
-    summary = engine.session.summary()
+class Switch(Protocol):
+    def __call__(self, name: str, *, reason: str, by: str) -> Awaitable[BioRouter]: ...
+
+
+SessionView = Callable[[], Awaitable[tuple[SessionSummary, list[dict[str, Any]] | None]]]
+
+
+def status_payload(
+    engine: BioRouter, summary: SessionSummary | None = None, workers: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The status document; ``summary`` and ``workers`` are the sums over several proxy workers, if any."""
+    summary = summary or engine.session.summary()
     fits = engine.selection.fits if engine.selection is not None else ()
     state = engine.state
     return {
         "profile": state.profile.name,
         "session": summary.model_dump(mode="json"),
+        **({"workers": workers} if workers is not None else {}),
         "profiles": [fit.model_dump(mode="json") for fit in fits],
         "generation": state.generation,
         "loaded_at": state.loaded_at.isoformat(),
@@ -76,17 +88,33 @@ def status_payload(engine: BioRouter) -> dict[str, Any]:
     }
 
 
-def register_routes(app: Any, engine: Callable[[], Awaitable[BioRouter]], *, reload: Reload | None = None) -> None:
+def register_routes(
+    app: Any,
+    engine: Callable[[], Awaitable[BioRouter]],
+    *,
+    reload: Reload | None = None,
+    switch: Switch | None = None,
+    session: SessionView | None = None,
+) -> None:
     """Add the routes to the proxy's FastAPI ``app``; ``engine`` returns the hook's (lazily built) engine.
 
-    ``reload`` (the hook's) reloads the configuration; without it the engine's own ``reload`` is used.
+    ``reload``, ``switch`` and ``session`` (the hook's) reach every proxy worker; without them the
+    engine's own methods serve this process alone.
     """
+
+    async def payload() -> dict[str, Any]:
+        current = await engine()
+        if session is None:
+            return status_payload(current)
+        summary, workers = await session()
+        return status_payload(current, summary, workers)
+
     from fastapi import Depends, HTTPException, Response
     from litellm.proxy._types import LitellmUserRoles, UserAPIKeyAuth
     from litellm.proxy.auth.user_api_key_auth import user_api_key_auth
 
     async def biorouter_status(user: UserAPIKeyAuth = Depends(user_api_key_auth)) -> dict[str, Any]:  # noqa: B008
-        return status_payload(await engine())
+        return await payload()
 
     async def biorouter_switch_profile(
         body: SwitchRequest,
@@ -94,16 +122,19 @@ def register_routes(app: Any, engine: Callable[[], Awaitable[BioRouter]], *, rel
     ) -> dict[str, Any]:
         if user.user_role != LitellmUserRoles.PROXY_ADMIN:
             raise HTTPException(status_code=403, detail="biorouter: switching the profile needs the proxy admin key")
-        current = await engine()
         who = f"proxy admin ({user.key_alias or 'master key'})"
         try:  # validates like a reload: off the event loop
-            await asyncio.to_thread(current.switch_profile, body.profile, reason=body.reason, by=who)
+            if switch is not None:
+                await switch(body.profile, reason=body.reason, by=who)
+            else:
+                current = await engine()
+                await asyncio.to_thread(current.switch_profile, body.profile, reason=body.reason, by=who)
         except ConfigError as e:
             problems = "\n".join(f"  {p}" for p in e.problems)
-            serving = current.profile.name
+            serving = (await engine()).profile.name
             detail = f"biorouter: switch to '{body.profile}' refused; profile '{serving}' serves on:\n{problems}"
             raise HTTPException(status_code=400, detail=detail) from e
-        return status_payload(current)
+        return await payload()
 
     async def biorouter_reload(
         body: ReloadRequest | None = None,
@@ -122,7 +153,7 @@ def register_routes(app: Any, engine: Callable[[], Awaitable[BioRouter]], *, rel
             problems = "\n".join(f"  {p}" for p in e.problems)
             detail = f"biorouter: reload rejected; the last good configuration serves on:\n{problems}"
             raise HTTPException(status_code=400, detail=detail) from e
-        return status_payload(await engine())
+        return await payload()
 
     async def biorouter_metrics(user: UserAPIKeyAuth = Depends(user_api_key_auth)) -> Response:  # noqa: B008
         body, content_type = metrics.exposition()

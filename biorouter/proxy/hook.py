@@ -28,7 +28,9 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import HTTPException
@@ -46,8 +48,10 @@ from biorouter.proxy.strategy import is_inner_call, outcome_headers, strategy_ar
 from biorouter.reload import RoutingState, install_sighup
 from biorouter.request_view import request_messages
 from biorouter.sensitivity import SensitivityDetector
-from biorouter.session import response_cost
+from biorouter.session import SessionSummary, response_cost
 from biorouter.settings import load_settings
+from biorouter.workers.sync import WorkerSync
+from biorouter.workers.topology import require_shared_ledger, shared_dir, worker_count
 
 __all__ = ["BiorouterProxyHook", "proxy_handler_instance"]
 
@@ -68,6 +72,22 @@ def _configure_logging() -> None:
         root.setLevel(os.environ.get("BIOROUTER_LOG_LEVEL", "INFO").upper())
         root.propagate = False
     decision_log.ensure_handler()  # BIOROUTER_DEBUG_ROUTING=1: one bare JSON line per decision
+
+
+def _single_threaded_blas() -> None:
+    """One OpenBLAS/MKL thread in the proxy process.
+
+    biorouter's numpy work is small products (a query against the utterance index, the heads) and,
+    once at start-up, training the softmax head. With a thread per core, OpenBLAS spins its
+    threads around each call: on a busy 2-core machine the head took 1.7 s to train instead of
+    0.18 s, competing with LiteLLM's start-up and, per request, with the event loop. The encoder
+    (ONNX Runtime) has its own thread setting (``classifier.threads``) and is not affected.
+    """
+    try:
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+    except ImportError:  # pragma: no cover - a dependency; a missing one costs speed, not correctness
+        return
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def _serve_metrics() -> None:
@@ -144,6 +164,30 @@ def _on_proxy_shutdown(server: Any, action: Any) -> None:
     server.proxy_shutdown_event = proxy_shutdown_event
 
 
+def _worker_sync() -> WorkerSync | None:
+    """With several proxy workers, this worker's link to the others; refuses a per-process ledger.
+
+    Raising here stops the proxy's start-up (uvicorn's supervisor exits when a worker fails to
+    start), which is what a user running ``litellm --num_workers 4`` without Redis must see.
+    """
+    workers = worker_count()
+    if workers <= 1:
+        return None
+    try:
+        settings = load_settings()
+    except BiorouterError:
+        settings = None  # the first request reports configuration errors in full
+    if settings is not None:
+        require_shared_ledger(settings, workers, source="NUM_WORKERS / --num_workers")
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        logger.warning(
+            "biorouter: %d workers without PROMETHEUS_MULTIPROC_DIR: each worker's /biorouter/metrics shows only "
+            "its own counts (biorouter serve sets it)",
+            workers,
+        )
+    return WorkerSync(shared_dir(), workers=workers)
+
+
 class BiorouterProxyHook(LocalOnlyGuard):
     """Routes ``"model": "auto"`` requests inside the LiteLLM proxy, and guards every hop."""
 
@@ -152,7 +196,9 @@ class BiorouterProxyHook(LocalOnlyGuard):
         self._engine: BioRouter | None = None
         self._classifier: TaskClassifier | None = None
         self._lock = threading.Lock()
+        self._build_lock = threading.Lock()  # one engine build at a time (it reads files and probes the machine)
         _configure_logging()
+        self._sync: WorkerSync | None = None
         server = sys.modules.get("litellm.proxy.proxy_server")
         if server is not None and getattr(server, "app", None) is not None:  # inside a running proxy
             from biorouter.proxy.admin import register_routes
@@ -162,11 +208,19 @@ class BiorouterProxyHook(LocalOnlyGuard):
             from biorouter.proxy.body_shape import patch_unreadable_bodies
 
             patch_unreadable_bodies()  # a JSON array as the body is a 400, not a 500 (see body_shape.py)
-            register_routes(server.app, self.engine, reload=self.reload)
+            self._sync = _worker_sync()
+            register_routes(
+                server.app, self.engine, reload=self.reload, switch=self.switch_profile, session=self.session_summary
+            )
             _on_proxy_shutdown(server, self._log_session_summary)
+            if self._sync is not None:
+                self._sync.start(self.engine)
+                sync = self._sync
+                logger.info("biorouter: worker %d of %d, sharing %s", os.getpid(), sync.workers, sync.folder)
             _serve_metrics()
             if install_sighup(self._reload_on_signal):
                 logger.info("biorouter: SIGHUP reloads profiles/ and utterances/ (pid %d)", os.getpid())
+            _single_threaded_blas()
         if warmup if warmup is not None else os.environ.get("BIOROUTER_WARMUP") == "1":
             threading.Thread(target=self._warm, name="biorouter-warmup", daemon=True).start()
 
@@ -180,10 +234,32 @@ class BiorouterProxyHook(LocalOnlyGuard):
         if self._default_detector.warm():
             logger.info("biorouter sensitivity detector loaded (NER model in memory)")
         try:
-            self._shared_classifier().load()
+            self._shared_classifier().warm()
             logger.info("biorouter classifier loaded")
         except BiorouterError as e:
             logger.error("biorouter warm-up failed (requests will report it): %s", e)
+            return
+        if "litellm.proxy.proxy_server" in sys.modules:
+            self._warm_engine()
+
+    def _warm_engine(self, timeout_s: float = 120.0) -> None:
+        """Build the engine as soon as the proxy has loaded its deployments, not on the first request.
+
+        Building it reads the profiles and detects the machine (tools, deployment health: up to
+        two seconds measured on the first request); here it overlaps LiteLLM's own start-up.
+        """
+        deadline = time.monotonic() + timeout_s
+        while self._engine is None and time.monotonic() < deadline:
+            try:
+                _proxy_model_list()
+            except ConfigError:  # LiteLLM has not loaded its config yet
+                time.sleep(0.1)
+                continue
+            try:
+                self._engine_once()
+            except BiorouterError as e:
+                logger.error("biorouter warm-up could not build the engine (requests will report it): %s", e)
+            return
 
     @property
     def detector(self) -> SensitivityDetector:
@@ -198,7 +274,26 @@ class BiorouterProxyHook(LocalOnlyGuard):
     async def reload(self, *, reason: str, by: str) -> RoutingState:
         """Reload profiles/ and utterances/ into the engine (built first if no request came yet)."""
         engine = await self.engine()
-        return await engine.reload(reason=reason, by=by)
+        state = await engine.reload(reason=reason, by=by)
+        if self._sync is not None:
+            self._sync.publish("reload", engine, reason=reason, by=by)
+        return state
+
+    async def switch_profile(self, name: str, *, reason: str, by: str) -> BioRouter:
+        """Switch the active profile (every worker's, with several)."""
+        engine = await self.engine()
+        at = datetime.now(UTC)  # one time for the switch in every worker's record, so the sum lists it once
+        engine.switch_profile(name, reason=reason, by=by, at=at)
+        if self._sync is not None:
+            self._sync.publish("switch", engine, reason=reason, by=by, at=at)
+        return engine
+
+    async def session_summary(self) -> tuple[SessionSummary, list[dict[str, Any]] | None]:
+        """The session counters (summed over every worker, with several) and the workers, if several."""
+        engine = await self.engine()
+        if self._sync is None:
+            return engine.session.summary(), None
+        return self._sync.summary(engine), self._sync.describe()
 
     async def _reload_on_signal(self) -> None:
         try:
@@ -211,22 +306,29 @@ class BiorouterProxyHook(LocalOnlyGuard):
     def _log_session_summary(self) -> None:
         if self._engine is not None:
             self._engine.session.log_summary()
+            if self._sync is not None:  # the launcher logs the sum over the workers from these files
+                self._sync.write(self._engine, force=True)
 
     def _build_engine(self) -> BioRouter:
         classifier = self._shared_classifier()
         engine = BioRouter.from_settings(model_list=_proxy_model_list(), classifier=classifier)
+        if self._sync is not None:
+            self._sync.adopt(engine)  # a worker started after a switch serves the switched profile
         logger.info(
             "biorouter active profile '%s' over groups: %s", engine.profile.name, ", ".join(engine.catalogue.names())
         )
         return engine
 
+    def _engine_once(self) -> BioRouter:
+        """The engine, built by whoever comes first (the warm-up or a request); the others wait for it."""
+        with self._build_lock:
+            if self._engine is None:
+                self._engine = self._build_engine()
+            return self._engine
+
     async def engine(self) -> BioRouter:
         if self._engine is None:
-            engine = await asyncio.to_thread(self._build_engine)
-            with self._lock:
-                if self._engine is None:
-                    self._engine = engine
-        assert self._engine is not None
+            return await asyncio.to_thread(self._engine_once)
         return self._engine
 
     async def async_pre_call_hook(

@@ -122,8 +122,10 @@ class ProxyProcess:
         master_key: str | None = None,
         env: Mapping[str, str] | None = None,
         log_path: Path | None = None,
+        workers: int = 1,
     ) -> None:
         self.config_path = config_path
+        self.workers = workers
         self.port = port or free_port()
         self.master_key = master_key or f"sk-local-{secrets.token_urlsafe(18)}"
         self.log_path = log_path
@@ -152,8 +154,14 @@ class ProxyProcess:
 
     def start(self, timeout: float = 120) -> Self:
         self.check_port()
-        litellm_cli = Path(sys.executable).parent / "litellm"
-        command = [str(litellm_cli), "--config", str(self.config_path), "--host", "127.0.0.1", "--port", str(self.port)]
+        arguments = ["--config", str(self.config_path), "--host", "127.0.0.1", "--port", str(self.port)]
+        if self.workers > 1:  # the launcher biorouter serve runs: shared folders, SIGHUP to every worker
+            command = [sys.executable, "-m", "biorouter.workers.launch", *arguments, "--num_workers", str(self.workers)]
+            run_dir = self.log_path.parent if self.log_path is not None else Path(tempfile.mkdtemp(prefix="biorouter-"))
+            self._extra_env.setdefault("BIOROUTER_WORKERS_DIR", str(run_dir / f"workers-{self.port}"))
+            self._extra_env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(run_dir / f"prometheus-{self.port}"))
+        else:
+            command = [str(Path(sys.executable).parent / "litellm"), *arguments]
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = self.log_path.open("a+b")
@@ -183,7 +191,8 @@ class ProxyProcess:
         """Until *our* proxy answers its liveness probe; ProxyStartError naming the port and why otherwise.
 
         Another server on the port answers the probe too, so an answer counts only while our process
-        lives and (where the OS tells) the listening socket is one of its session's.
+        lives and (where the OS tells) the listening socket is one of its session's. With several
+        workers, also until every worker has joined (``/biorouter/status`` lists them all).
         """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -194,7 +203,9 @@ class ProxyProcess:
                     f"log tail:\n{tail}"
                 )
             try:
-                answered = httpx.get(self.url + "/health/liveliness", timeout=2).status_code == 200
+                answered = (
+                    httpx.get(self.url + "/health/liveliness", timeout=2).status_code == 200 and self._all_joined()
+                )
             except httpx.HTTPError:
                 answered = False
             if answered and port_owned_by_session(self.port, self._proc.pid) is not False:
@@ -208,6 +219,15 @@ class ProxyProcess:
     def exit_reason(self) -> str:
         """Why the proxy stopped, as one log line (for a proxy that exited after starting)."""
         return _reason_line(self.log_tail())
+
+    def _all_joined(self) -> bool:
+        if self.workers <= 1:
+            return True
+        headers = {"Authorization": f"Bearer {self.master_key}"}
+        response = httpx.get(self.url + "/biorouter/status", headers=headers, timeout=5)
+        if response.status_code == 404:  # a proxy without the biorouter hook (the bench's pass-through)
+            return True
+        return response.status_code == 200 and len(response.json().get("workers") or ()) >= self.workers
 
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
@@ -250,6 +270,7 @@ class DevStack:
         port: int | None = None,
         master_key: str | None = None,
         env: Mapping[str, str] | None = None,
+        workers: int = 1,
     ) -> None:
         self.base_config = base_config
         self.groups = sorted(set(groups))
@@ -257,7 +278,7 @@ class DevStack:
         self.fleet = StandInFleet(self.groups, log_dir=run_dir / "standins")
         self.config_path = run_dir / "litellm.standins.yaml"
         self.proxy = ProxyProcess(
-            self.config_path, port=port, master_key=master_key, env=env, log_path=run_dir / "proxy.log"
+            self.config_path, port=port, master_key=master_key, env=env, log_path=run_dir / "proxy.log", workers=workers
         )
 
     def start(self, timeout: float = 180) -> Self:

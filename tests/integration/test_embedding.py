@@ -228,7 +228,7 @@ async def test_a_cold_cache_exports_the_model_and_classifies(tmp_path: Path) -> 
     assert result.task == "alignment"
 
 
-def test_the_unit_vector_index_ranks_like_semantic_routers_own(classifier: TaskClassifier) -> None:
+def test_the_utterance_index_ranks_like_semantic_routers_own(classifier: TaskClassifier) -> None:
     from semantic_router.index.local import LocalIndex
 
     assert classifier.embedder is not None
@@ -236,6 +236,8 @@ def test_the_unit_vector_index_ranks_like_semantic_routers_own(classifier: TaskC
     for text in TEXTS:
         vector = classifier.embedder.embed_queries([text])[0]
         fast_scores, fast_routes = index.query(vector, top_k=5)
-        stock_scores, stock_routes = LocalIndex.query(index, vector, top_k=5)  # the norm-recomputing path
+        stock = LocalIndex()
+        stock.add(embeddings=index.index.tolist(), routes=list(index.routes), utterances=list(index.utterances))
+        stock_scores, stock_routes = stock.query(vector, top_k=5)  # semantic-router's own, norm-recomputing path
         assert list(fast_routes) == list(stock_routes)
         assert np.allclose(fast_scores, stock_scores, atol=1e-5)

@@ -165,9 +165,10 @@ class TaskClassifier:
         with self._lock:
             if self._router is not None:
                 return
-            from biorouter.embedding import Embedder
+            from semantic_router.routers import IndexedRouter
+
+            from biorouter.embedding import Embedder, router_encoder, unit_vector_index
             from biorouter.encoders import build_text_encoder
-            from biorouter.utterance_index import UtteranceIndex, UtteranceRouter
 
             cache_dir = self._cache_dir
             encoder = self._encoder or build_text_encoder(self._settings, cache_dir or USER_CACHE)
@@ -178,8 +179,7 @@ class TaskClassifier:
                 batch_size=self._settings.batch_size,
             )
             try:
-                # semantic-router's own router and index cost seconds of imports (biorouter.utterance_index)
-                router, offset, head = self._build(embedder, UtteranceRouter, lambda _: None, UtteranceIndex)
+                router, offset, head = self._build(embedder, IndexedRouter, router_encoder, unit_vector_index)
             except Exception as e:  # the encoder failing on the utterances, a broken index
                 embedder.close()
                 if isinstance(e, ClassifierError):

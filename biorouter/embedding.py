@@ -13,8 +13,7 @@ Three levers, each measured in ``bench/`` before it was kept:
 
 :func:`router_encoder` exposes the result as a semantic-router encoder (documents and queries
 take the different paths above), and :func:`unit_vector_index` a semantic-router index that relies
-on its vectors being unit length; the classifier itself uses :mod:`biorouter.utterance_index`, the
-same computation without importing semantic-router at start-up.
+on its vectors being unit length.
 """
 
 from __future__ import annotations

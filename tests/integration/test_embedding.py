@@ -228,7 +228,7 @@ async def test_a_cold_cache_exports_the_model_and_classifies(tmp_path: Path) -> 
     assert result.task == "alignment"
 
 
-def test_the_utterance_index_ranks_like_semantic_routers_own(classifier: TaskClassifier) -> None:
+def test_the_unit_vector_index_ranks_like_semantic_routers_own(classifier: TaskClassifier) -> None:
     from semantic_router.index.local import LocalIndex
 
     assert classifier.embedder is not None

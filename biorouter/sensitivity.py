@@ -36,6 +36,7 @@ import regex
 from biorouter import metrics
 from biorouter.governance import people, records
 from biorouter.governance.identifiers import IDENTIFIER_RULES
+from biorouter.governance.national_ids import NATIONAL_ID_RULES
 
 __all__ = ["BUILTIN_RULES", "LAYER_RULE_NAMES", "UNAVAILABLE", "SensitivityDetector", "SensitivityRule"]
 
@@ -369,7 +370,8 @@ _LABELLED_RULES: Final[tuple[SensitivityRule, ...]] = (
 )
 
 BUILTIN_RULES: Final[tuple[SensitivityRule, ...]] = _LABELLED_RULES + tuple(
-    _rule(spec.name, spec.description, spec.pattern, spec.confirm, spec.needs) for spec in IDENTIFIER_RULES
+    _rule(spec.name, spec.description, spec.pattern, spec.confirm, spec.needs)
+    for spec in IDENTIFIER_RULES + NATIONAL_ID_RULES
 )
 
 UNAVAILABLE: Final = "detector:unavailable"

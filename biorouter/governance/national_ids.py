@@ -590,7 +590,9 @@ NATIONAL_ID_RULES: Final[tuple[RuleSpec, ...]] = (
         "national_id",
         "a national ID number in a distinctive written form whose check digit holds (CN resident ID, CPF "
         "000.000.000-00, Aadhaar 4-4-4, codice fiscale, CURP, HKID A123456(3), RUT 12.345.678-5, …)",
-        r"(?<![A-Za-z0-9_.-]|\d[ -])(?:" + "|".join(f"(?P<{s.key}>{s.bare})" for s in _BARE) + r")(?![A-Za-z0-9_-]|[. ]\d)",
+        r"(?<![A-Za-z0-9_.-]|\d[ -])(?:"  # not inside a longer run of digit groups (a card number)
+        + "|".join(f"(?P<{s.key}>{s.bare})" for s in _BARE)
+        + r")(?![A-Za-z0-9_-]|[. ]\d)",
         _bare_confirm,
     ),
     *(

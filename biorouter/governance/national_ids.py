@@ -26,7 +26,7 @@ from typing import Final, NamedTuple
 
 import regex
 
-from biorouter.governance.identifiers import RuleSpec, luhn_valid
+from biorouter.governance.identifiers import Match, RuleSpec, luhn_valid
 
 __all__ = ["NATIONAL_ID_RULES", "SCHEMES", "Scheme", "valid"]
 
@@ -567,14 +567,14 @@ def _needs(cues: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(p for cue in cues for p in _prefixes(cue)))
 
 
-def _cued_confirm(check: Callable[[str], bool]) -> Callable[[regex.Match[str], str], bool]:
-    def confirm(match: regex.Match[str], text: str) -> bool:
+def _cued_confirm(check: Callable[[str], bool]) -> Callable[[Match, str], bool]:
+    def confirm(match: Match, text: str) -> bool:
         return check(match.group("v"))
 
     return confirm
 
 
-def _bare_confirm(match: regex.Match[str], text: str) -> bool:
+def _bare_confirm(match: Match, text: str) -> bool:
     for key in _BARE_KEYS:
         value = match.group(key)
         if value is not None:
@@ -590,10 +590,11 @@ NATIONAL_ID_RULES: Final[tuple[RuleSpec, ...]] = (
         "national_id",
         "a national ID number in a distinctive written form whose check digit holds (CN resident ID, CPF "
         "000.000.000-00, Aadhaar 4-4-4, codice fiscale, CURP, HKID A123456(3), RUT 12.345.678-5, …)",
-        r"(?<![A-Za-z0-9_.-]|\d[ -])(?:"  # not inside a longer run of digit groups (a card number)
+        r"(?<![A-Za-z0-9_.-])(?<!\d[ -])(?:"  # not inside a longer run of digit groups (a card number)
         + "|".join(f"(?P<{s.key}>{s.bare})" for s in _BARE)
         + r")(?![A-Za-z0-9_-]|[. ]\d)",
         _bare_confirm,
+        stdlib=True,  # about 3-5x faster than regex on this digit-driven alternation
     ),
     *(
         RuleSpec(

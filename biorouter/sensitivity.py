@@ -27,6 +27,7 @@ local, never scanned more weakly in silence.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -35,7 +36,8 @@ import regex
 
 from biorouter import metrics
 from biorouter.governance import people, records
-from biorouter.governance.identifiers import IDENTIFIER_RULES
+from biorouter.governance.identifiers import IDENTIFIER_RULES, Match
+from biorouter.governance.national_ids import NATIONAL_ID_RULES
 
 __all__ = ["BUILTIN_RULES", "LAYER_RULE_NAMES", "UNAVAILABLE", "SensitivityDetector", "SensitivityRule"]
 
@@ -88,7 +90,22 @@ _CLINICAL_CONTEXT = regex.compile(
 )
 
 
-def _names_ok(match: regex.Match[str], text: str) -> bool:
+_ID_COLUMN_NEEDS: Final = ("mrn", "nhs", "patient", "birth", "dob", "ssn", "name")  # every _ID_COLUMN spelling has one
+_DELIMITERS: Final = (",", "\t", ";", "|")
+_ROW_VALUE: Final = re.compile(r"[,\t;|][^\n]*\w")
+
+
+def _header_with_a_row(match: Match, text: str) -> bool:
+    """The identifier column name sits on a delimited header line, and the next line holds a delimited value."""
+    start = text.rfind("\n", 0, match.start()) + 1
+    end = text.find("\n", match.end())
+    if end == -1 or not any(d in text[start:end] for d in _DELIMITERS):
+        return False
+    row_end = text.find("\n", end + 1)
+    return _ROW_VALUE.search(text, end + 1, row_end if row_end != -1 else len(text)) is not None
+
+
+def _names_ok(match: Match, text: str) -> bool:
     """The captured name is made of name-like words (not a heading) and is not a citation."""
     name = match.group("name")
     words = regex.findall(r"\p{Lu}\p{Ll}+", name)
@@ -97,11 +114,11 @@ def _names_ok(match: regex.Match[str], text: str) -> bool:
     return not regex.match(r"\s*(?:et\s+al|and\s+colleagues|&)", text[match.end() :])
 
 
-def _in_clinical_context(match: regex.Match[str], text: str) -> bool:
+def _in_clinical_context(match: Match, text: str) -> bool:
     return _names_ok(match, text) and _CLINICAL_CONTEXT.search(text) is not None
 
 
-def _nhs_checksum(match: regex.Match[str], text: str) -> bool:
+def _nhs_checksum(match: Match, text: str) -> bool:
     """UK NHS numbers carry a modulus-11 check digit; random 10-digit numbers mostly fail it."""
     digits = [int(c) for c in match.group("nhs") if c.isdigit()]
     if len(digits) != 10:
@@ -113,7 +130,7 @@ def _nhs_checksum(match: regex.Match[str], text: str) -> bool:
     return check != 10 and check == digits[9]
 
 
-def _nhs_number(match: regex.Match[str], text: str) -> bool:
+def _nhs_number(match: Match, text: str) -> bool:
     """A checksum-valid 10-digit number in a text that speaks of the NHS (count tables pass 1 in 11)."""
     return _nhs_checksum(match, text) and regex.search(r"(?i)\bNHS\b|\bnhs_", text) is not None
 
@@ -121,13 +138,13 @@ def _nhs_number(match: regex.Match[str], text: str) -> bool:
 _PERSON_NEARBY = regex.compile(rf"{_TITLE}\s|\b{_NAME}\b|(?i:\b(?:patient|participant|proband|he|she)\b)")
 
 
-def _said_of_a_person(match: regex.Match[str], text: str) -> bool:
+def _said_of_a_person(match: Match, text: str) -> bool:
     """'born' about a named or referred-to person, not about pups, cultures or cell lines."""
     window = text[max(0, match.start() - 80) : match.end() + 80]
     return _PERSON_NEARBY.search(window) is not None
 
 
-def _enough_phone_digits(match: regex.Match[str], text: str) -> bool:
+def _enough_phone_digits(match: Match, text: str) -> bool:
     """8-15 digits, and not the digit groups of an IBAN (DE89 3704 0044 …), which its own rule checks."""
     if regex.search(r"\b[A-Z]{2}\d{2}(?:\s\d{4})*\s?$", text[max(0, match.start() - 40) : match.start()]):
         return False
@@ -140,7 +157,7 @@ _RESERVED_EMAIL = regex.compile(
 )
 
 
-def _personal_email(match: regex.Match[str], text: str) -> bool:
+def _personal_email(match: Match, text: str) -> bool:
     """Reserved documentation domains, bot addresses and ``user@host:path`` remotes are not people."""
     if _RESERVED_EMAIL.search(match.group(0)):
         return False
@@ -156,8 +173,8 @@ class SensitivityRule:
 
     name: str
     description: str
-    pattern: regex.Pattern[str]
-    confirm: Callable[[regex.Match[str], str], bool] | None = None
+    pattern: regex.Pattern[str] | re.Pattern[str]
+    confirm: Callable[[Match, str], bool] | None = None
     timeout: float | None = None  # seconds, for patterns written in profiles
     # Case-folded words of which every match contains at least one: a text without any of them
     # cannot match, and skipping the regex there saves most of the scan of long pasted code.
@@ -174,7 +191,11 @@ class SensitivityRule:
                 return False
         try:
             # concurrent: the GIL is released while matching, so the proxy's loop runs meanwhile
-            for match in self.pattern.finditer(text, concurrent=True, timeout=self.timeout):
+            if isinstance(self.pattern, re.Pattern):  # a built-in rule on the faster stdlib engine
+                matches: Iterable[Match] = self.pattern.finditer(text)
+            else:
+                matches = self.pattern.finditer(text, concurrent=True, timeout=self.timeout)
+            for match in matches:
                 if self.confirm is None or self.confirm(match, text):
                     return True
         except TimeoutError:
@@ -187,10 +208,12 @@ def _rule(
     name: str,
     description: str,
     pattern: str,
-    confirm: Callable[[regex.Match[str], str], bool] | None = None,
+    confirm: Callable[[Match, str], bool] | None = None,
     needs: tuple[str, ...] = (),
+    stdlib: bool = False,
 ) -> SensitivityRule:
-    return SensitivityRule(name, description, regex.compile(pattern, regex.VERSION1), confirm, needs=needs)
+    compiled = re.compile(pattern) if stdlib else regex.compile(pattern, regex.VERSION1)
+    return SensitivityRule(name, description, compiled, confirm, needs=needs)
 
 
 _LABELLED_RULES: Final[tuple[SensitivityRule, ...]] = (
@@ -202,16 +225,50 @@ _LABELLED_RULES: Final[tuple[SensitivityRule, ...]] = (
         r"(?:chart|case|unit|record|UR)[ -](?:number|no))\b)"
         r"\.?(?:[ -](?:number|no\.?|num|#))?(?:\s*\([A-Za-z]{2,5}\))?"  # Medical Record Number (MRN)
         r"\s*(?:is\s+|=\s*|:\s*|#\s*|-)?(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{3,}\b",
+        needs=(
+            "mrn",
+            "epr",
+            "chi",
+            "csn",
+            "fin",
+            "nhi",
+            "medical",
+            "hosp",
+            "patient",
+            "encounter",
+            "visit",
+            "admission",
+            "chart",
+            "case",
+            "unit",
+            "record",
+            "ur",
+        ),  # one in every label the pattern accepts
+        stdlib=True,
+    ),
+    # One shape per rule (a top-level alternation is slower than its parts run one after another).
+    _rule(
+        "identifier_column",
+        "a field or key of patient identifiers holding a value (JSON key, SQL column, assignment)",
+        rf"(?i:['\"]{_ID_COLUMN}['\"]\s*:|\b{_ID_COLUMN}\b['\"\]]*\s*={{1,2}})"  # a key or column, then
+        r"\s*(?:['\"](?=[\w/ -]*\d|\p{Lu}\p{Ll})|\d)",  # a quoted value or a number, not a variable
+        needs=_ID_COLUMN_NEEDS,
     ),
     _rule(
         "identifier_column",
-        "a field or column of patient identifiers holding values (CSV header and rows, JSON key, SQL column)",
-        rf"(?i:['\"]{_ID_COLUMN}['\"]\s*:|\b{_ID_COLUMN}\b['\"\]]*\s*={{1,2}})"  # a key or column, then
-        r"\s*(?:['\"](?=[\w/ -]*\d|\p{Lu}\p{Ll})|\d)"  # a quoted value or a number, not a variable
-        rf"|(?im:^(?=[^\n]*\b{_ID_COLUMN}\b)[^\n]*[,\t;|][^\n]*\n[^\n]*[,\t;|][^\n]*\w)"  # CSV header + a row
-        r"|(?im:^(?=[^\n]*\bname\b)(?=[^\n]*\b(?:diagnosis|dx|condition|ward|medication|treatment)\b)"
-        r"[^\n]*[,\t;|][^\n]*\n[^\n]*[,\t;|][^\n]*\w)",  # names next to diagnoses
-        needs=("mrn", "nhs", "patient", "birth", "dob", "ssn", "name"),  # every _ID_COLUMN spelling has one
+        "a CSV/TSV header naming a patient-identifier column, followed by a row",
+        rf"(?i)\b{_ID_COLUMN}\b",
+        _header_with_a_row,
+        needs=_ID_COLUMN_NEEDS,
+        stdlib=True,
+    ),
+    _rule(
+        "identifier_column",
+        "a table whose header puts names next to diagnoses, followed by a row",
+        r"(?im:^(?=[^\n]*\bname\b)(?=[^\n]*\b(?:diagnosis|dx|condition|ward|medication|treatment)\b)"
+        r"[^\n]*[,\t;|][^\n]*\n[^\n]*[,\t;|][^\n]*\w)",
+        needs=("name",),
+        stdlib=True,
     ),
     _rule(
         "health_record_message",
@@ -253,8 +310,14 @@ _LABELLED_RULES: Final[tuple[SensitivityRule, ...]] = (
     _rule(
         "patient_name",
         "a name followed by an age (Maria Gonzalez, a 54-year-old woman)",
-        rf"(?P<name>{_NAME}),?\s+(?:(?i:a|an|aged)\s+)?\d{{1,3}}[- ](?i:years?|yrs?|y/?o)(?:[- ](?i:old))?\b"
-        rf"|(?P<name>{_NAME}),?\s+\(?\d{{1,3}}\s?(?:[MF]|yo|y/o)\b",  # Maria Gonzalez (54 F)
+        rf"(?P<name>{_NAME}),?\s+(?:(?i:a|an|aged)\s+)?\d{{1,3}}[- ](?i:years?|yrs?|y/?o)(?:[- ](?i:old))?\b",
+        _names_ok,
+        needs=("year", "yr", "yo", "y/o"),
+    ),
+    _rule(
+        "patient_name",
+        "a name followed by an age and sex (Maria Gonzalez (54 F))",
+        rf"(?P<name>{_NAME}),?\s+\(?\d{{1,3}}\s?(?:[MF]|yo|y/o)\b",
         _names_ok,
     ),
     _rule(
@@ -311,6 +374,20 @@ _LABELLED_RULES: Final[tuple[SensitivityRule, ...]] = (
         rf"appointment)\s+"
         rf"(?:for|of|on|about)\s+)(?:{_TITLE}\s+)?(?P<name>{_NAME})",
         _in_clinical_context,
+        needs=(
+            "discharge",
+            "letter",
+            "note",
+            "record",
+            "chart",
+            "referral",
+            "result",
+            "report",
+            "summary",
+            "history",
+            "file",
+            "appointment",
+        ),
     ),
     _rule(
         "phone_number",
@@ -322,6 +399,7 @@ _LABELLED_RULES: Final[tuple[SensitivityRule, ...]] = (
         r"|(?i:(?:tel|phone|mobile|cell|fax)\b\.?(?:\s*(?:no\.?|number|#))?\s*:?\s*)\+?\d[\d\s().-]{6,}\d"
         r")(?![\w.-]*\d)",
         _enough_phone_digits,
+        stdlib=True,
     ),
     _rule(
         "email_address",
@@ -332,21 +410,64 @@ _LABELLED_RULES: Final[tuple[SensitivityRule, ...]] = (
     ),
     _rule(
         "postal_address",
-        "a street address or postcode (221B Baker Street, M13 9PL, Springfield, IL 62704)",
+        "a street address (221B Baker Street)",
         r"\b\d{1,5}[A-Za-z]?\s+(?:[A-Z][a-z]+\.?\s+){1,3}"
         r"(?:Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Drive|Boulevard|Blvd|Court|Close|Crescent|Place|Terrace|"
-        r"Way|Gardens|Grove|Parkway|Pkwy|Highway|Hwy|Mews)\b"
-        r"|\b(?:[A-PR-UWYZ][A-HK-Y]?\d[A-HJKPSTUW\d]?)\s\d[ABD-HJLNP-UW-Z]{2}\b"  # UK postcode
-        r"|\b[A-Z][a-z]+(?:\s[A-Z][a-z]+)?,\s+[A-Z]{2}\s+\d{5}(?:-\d{4})?\b"  # US city, ST 12345
-        r"|\b\d{1,4}(?:bis|ter)?,?\s+(?:Rue|Avenue|Boulevard|Chemin|Place|All[ée]e|Impasse|Via|Viale|Piazza|Calle|"
-        r"Avenida|Plaza|Rua|Carrer)\s+(?:\p{L}+\s+){0,3}\p{L}+"  # 62 Rue des Tanneurs
-        r"|\b\p{Lu}\p{Ll}+(?:straße|strasse|weg|gasse|platz|allee|laan|straat|gatan|vej)\s+\d{1,4}[a-z]?\b",
+        r"Way|Gardens|Grove|Parkway|Pkwy|Highway|Hwy|Mews)\b",
+        stdlib=True,
+    ),
+    _rule(
+        "postal_address",
+        "a UK postcode (M13 9PL)",
+        r"\b(?:[A-PR-UWYZ][A-HK-Y]?\d[A-HJKPSTUW\d]?)\s\d[ABD-HJLNP-UW-Z]{2}\b",
+        stdlib=True,
+    ),
+    _rule(
+        "postal_address",
+        "a US city, state and ZIP code (Springfield, IL 62704)",
+        r"\b[A-Z][a-z]+(?:\s[A-Z][a-z]+)?,\s+[A-Z]{2}\s+\d{5}(?:-\d{4})?\b",
+        stdlib=True,
+    ),
+    _rule(
+        "postal_address",
+        "a house number and a Romance street word (62 Rue des Tanneurs)",
+        r"\b\d{1,4}(?:bis|ter)?,?\s+(?:Rue|Avenue|Boulevard|Chemin|Place|All[ée]e|Impasse|Via|Viale|Piazza|Calle|"
+        r"Avenida|Plaza|Rua|Carrer)\s+(?:\p{L}+\s+){0,3}\p{L}+",
+        needs=(
+            "rue",
+            "avenue",
+            "boulevard",
+            "chemin",
+            "place",
+            "allée",
+            "allee",
+            "impasse",
+            "via",
+            "piazza",
+            "calle",
+            "avenida",
+            "plaza",
+            "rua",
+            "carrer",
+        ),
+    ),
+    _rule(
+        "postal_address",
+        "a Germanic street name and house number (Lindenstraße 12)",
+        r"\b\p{Lu}\p{Ll}+(?:straße|strasse|weg|gasse|platz|allee|laan|straat|gatan|vej)\s+\d{1,4}[a-z]?\b",
     ),
     _rule(
         "national_id",
-        "a US social security number",
-        r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])"
-        r"|(?i:\b(?:SSN|social[ -]security[ -](?:number|no))\b)\.?\s*:?\s*\d{3}[\s-]?\d{2}[\s-]?\d{4}\b",
+        "a US social security number by its shape (529-41-7786)",
+        r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])",
+        stdlib=True,
+    ),
+    _rule(
+        "national_id",
+        "a US social security number after its label (SSN 529417786)",
+        r"(?i:\b(?:SSN|social[ -]security[ -](?:number|no))\b)\.?\s*:?\s*\d{3}[\s-]?\d{2}[\s-]?\d{4}\b",
+        needs=("ssn", "social"),
+        stdlib=True,
     ),
     _rule(
         "national_id",
@@ -359,17 +480,20 @@ _LABELLED_RULES: Final[tuple[SensitivityRule, ...]] = (
         "national_id",
         "a UK National Insurance number (QQ 12 34 56 C)",
         r"\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-Z]{2}\s?\d{2}\s?\d{2}\s?\d{2}\s?[A-D]\b",
+        stdlib=True,
     ),
     _rule(
         "national_id",
         "a passport or national identity card number with its label",
         r"(?i:\b(?:passport|national[ -]id(?:entity)?(?:[ -]card)?|id[ -]card)\b)"
         r"(?:\s*(?i:number|no\.?|#))?\s*:?\s*(?=[A-Z0-9]*\d)[A-Z0-9]{6,12}\b",
+        needs=("passport", "national", "id"),
     ),
 )
 
 BUILTIN_RULES: Final[tuple[SensitivityRule, ...]] = _LABELLED_RULES + tuple(
-    _rule(spec.name, spec.description, spec.pattern, spec.confirm, spec.needs) for spec in IDENTIFIER_RULES
+    _rule(spec.name, spec.description, spec.pattern, spec.confirm, spec.needs, spec.stdlib)
+    for spec in IDENTIFIER_RULES + NATIONAL_ID_RULES
 )
 
 UNAVAILABLE: Final = "detector:unavailable"

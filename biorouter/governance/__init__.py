@@ -3,6 +3,8 @@
 - :mod:`~biorouter.governance.identifiers`: formatted identifiers stated in a sentence rather than a
   labelled field (card numbers with the Luhn check, IBANs with mod-97, passport, driver's licence, tax and
   bank-account numbers after their cue, phones and addresses tied to a person). Pure regex, microseconds.
+- :mod:`~biorouter.governance.national_ids`: national, tax and health-insurance numbers of 26 countries,
+  each confirmed by its published check-digit algorithm, after a cue word or in a distinctive written form.
 - :mod:`~biorouter.governance.records`: text that reads as a record about one patient (nursing and progress
   notes, discharge summaries, one patient's dated lab rows), sensitive even when no name survives.
   Note-structure cues, no model.

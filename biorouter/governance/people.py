@@ -228,7 +228,7 @@ def _windows(text: str, lowered: str) -> list[tuple[int, int, int, int]]:
 def needs_ner(text: str, lowered: str | None = None) -> bool:
     """Whether the text is one the people layer reads (a cue, prose rather than machine text, not a study)."""
     lowered = _lower(text) if lowered is None else lowered
-    if _CUES.search(lowered) is None or _machine_text(text):
+    if _machine_text(text) or _CUES.search(lowered) is None:  # the shape check reads 4,000 characters at most
         return False
     return len({m.group(0) for m in _COHORT.finditer(lowered[:6000])}) < 2
 

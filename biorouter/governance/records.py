@@ -120,16 +120,21 @@ def note_cues(text: str, enough: int | None = None) -> tuple[int, int]:
     """How many note-cue families the (case-folded) text holds, and how many cohort/method cues count against.
 
     With ``enough``, counting stops once the families reach ``enough`` plus what the cohort cues take
-    away (the answer is then known): a real note stops after a few cheap searches.
+    away, or once that is out of reach (the answer is then known): a real note stops after a few cheap
+    searches, and code, tables and abstracts stop after the first few misses.
     """
     cohort = len({m.group(0) for m in _COHORT.finditer(text[:6000])})
     target = None if enough is None else enough + (cohort + 1) // 2
     families = 0
+    still_possible = len(_FAMILIES) + 1  # families not yet searched, plus the dense-shorthand bonus
     for pattern in _FAMILIES.values():
+        still_possible -= 1
         if pattern.search(text) is not None:
             families += 1
             if target is not None and families >= target:
                 return families, cohort
+        elif target is not None and families + still_possible < target:
+            return families, cohort  # the target is out of reach: skip the remaining searches
     if len(_FAMILIES["shorthand"].findall(text[:6000])) >= 6:  # dense bedside shorthand weighs as a family
         families += 1
     return families, cohort

@@ -437,3 +437,20 @@ def test_prefilter_words_never_hide_a_match() -> None:
             assert rule.fires(text) == bare.fires(text), (rule.name, text[:80])
             checked += bare.fires(text)
     assert checked >= 5  # the cases above really exercise the rules that have a prefilter
+
+
+@pytest.mark.parametrize(
+    ("text", "fires"),
+    [
+        ('{"mrn": "00482913", "ward": "4B"}', True),  # a JSON key holding a value
+        ("UPDATE visits SET dob = '1962-11-04' WHERE id = 7", True),  # an SQL column holding a value
+        ("sample,patient_id,hb\nS1,P-10293,98", True),  # a CSV header naming the column, then a row
+        ("name;diagnosis;ward\nA. Smith;COPD;7", True),  # names next to diagnoses
+        ("sample,patient_id,hb", False),  # a header alone holds no values
+        ("Which column holds the patient_id?\nThe second, usually.", False),  # prose, no delimited lines
+        ("patient_id = row.get(key)", False),  # a variable, not a value
+    ],
+)
+def test_identifier_column_shapes(text: str, fires: bool) -> None:
+    """The three identifier-column rules (key = value, CSV header + row, names beside diagnoses)."""
+    assert ("identifier_column" in SensitivityDetector.build().scan([text])) is fires

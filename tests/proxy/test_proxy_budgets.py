@@ -10,7 +10,6 @@ task hints, which is what these tests need to be certain of.
 from __future__ import annotations
 
 import asyncio
-import copy
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -19,16 +18,14 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from biorouter.ledger import RedisLedger
 from biorouter.testing.devstack import ProxyProcess
 from biorouter.testing.redis import RedisServer
 
-from ..conftest import ROOT
+from .conftest import budgeted_home, priced_stand_in_config
 
 CLOUD = "deepseek-v3"
-PRICES = {"input_cost_per_token": 0.00001, "output_cost_per_token": 0.00002}
 MAX_TOKENS = 100  # estimate ≈ $0.0002 prompt + 100 × $0.00002 = about $0.0022 per cloud request
 DAILY_BUDGET = 0.003  # a few cloud requests at about $0.00035 each, with a $0.0022 estimate held
 PROFILE = "budgeted"
@@ -38,39 +35,17 @@ pytestmark = pytest.mark.skipif(not RedisServer.available(), reason="redis-serve
 
 @pytest.fixture(scope="module")
 def home(dev_stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """biorouter.yaml with a fast stand-in encoder, the shipped profiles, and one with a tiny budget."""
+    """biorouter.yaml with the stand-in encoder, the shipped profiles, and one with a tiny budget."""
     folder = tmp_path_factory.mktemp("budget-home")
-    settings = yaml.safe_load((ROOT / "biorouter.yaml").read_text())
-    settings["classifier"]["encoder"] = {
-        "kind": "openai-compatible",
-        "model": "standin",
-        "api_base": dev_stack.fleet["t4-embeddings"].api_base,
-        "locality": "local",
-    }
-    (folder / "biorouter.yaml").write_text(yaml.safe_dump(settings))
-    (folder / "utterances").symlink_to(ROOT / "utterances")
-    (folder / "litellm_config").symlink_to(ROOT / "litellm_config")
-    profiles = folder / "profiles"
-    profiles.mkdir()
-    development = yaml.safe_load((ROOT / "profiles" / "development.yaml").read_text())
-    budgeted = copy.deepcopy(development)
-    budgeted.update(name=PROFILE, description="development with a tiny cloud budget, for tests")
-    budgeted["costs"] = {"daily_budget_usd": DAILY_BUDGET, "max_per_request_usd": 0.01, "warn_at": 0.3}
-    (profiles / f"{PROFILE}.yaml").write_text(yaml.safe_dump(budgeted))
-    return folder
+    return budgeted_home(folder, dev_stack, profile=PROFILE, daily_budget_usd=DAILY_BUDGET)
 
 
 @pytest.fixture(scope="module")
 def proxies(
     dev_stack: Any, home: Path, redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[list[ProxyProcess]]:
-    config = yaml.safe_load(Path(dev_stack.config_path).read_text())
-    for deployment in config["model_list"]:
-        if deployment["model_name"] == CLOUD:
-            deployment["model_info"].update(PRICES)
     run_dir = tmp_path_factory.mktemp("budget-proxies")
-    path = run_dir / "priced.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path = priced_stand_in_config(dev_stack, run_dir / "priced.yaml", CLOUD)
     env = {"BIOROUTER_HOME": str(home), "BIOROUTER_PROFILE": PROFILE, "REDIS_URL": redis.url}
     started = [ProxyProcess(path, env=env, log_path=run_dir / f"proxy-{n}.log") for n in "ab"]
     try:

@@ -10,7 +10,6 @@ the connection to; ``/biorouter/status`` lists each worker's pid, generation and
 from __future__ import annotations
 
 import concurrent.futures
-import copy
 import os
 import re
 import signal
@@ -21,15 +20,13 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from biorouter.testing.devstack import ProxyProcess
 from biorouter.testing.redis import RedisServer
 
-from ..conftest import ROOT
+from .conftest import budgeted_home, priced_stand_in_config
 
 CLOUD = "deepseek-v3"
-PRICES = {"input_cost_per_token": 0.00001, "output_cost_per_token": 0.00002}
 DAILY_BUDGET = 0.003  # a few cloud requests at about $0.00035 each, with a $0.0022 estimate held
 PROFILE = "budgeted"
 
@@ -40,37 +37,12 @@ pytestmark = pytest.mark.skipif(not RedisServer.available(), reason="redis-serve
 def home(dev_stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """biorouter.yaml with the stand-in encoder, the shipped profiles, and one with a tiny budget."""
     folder = tmp_path_factory.mktemp("workers-home")
-    settings = yaml.safe_load((ROOT / "biorouter.yaml").read_text())
-    settings["classifier"]["encoder"] = {
-        "kind": "openai-compatible",
-        "model": "standin",
-        "api_base": dev_stack.fleet["t4-embeddings"].api_base,
-        "locality": "local",
-    }
-    (folder / "biorouter.yaml").write_text(yaml.safe_dump(settings))
-    (folder / "utterances").symlink_to(ROOT / "utterances")
-    (folder / "litellm_config").symlink_to(ROOT / "litellm_config")
-    profiles = folder / "profiles"
-    profiles.mkdir()
-    for path in (ROOT / "profiles").glob("*.yaml"):
-        (profiles / path.name).write_text(path.read_text())
-    budgeted = yaml.safe_load((ROOT / "profiles" / "development.yaml").read_text())
-    budgeted = copy.deepcopy(budgeted)
-    budgeted.update(name=PROFILE, description="development with a tiny cloud budget, for tests")
-    budgeted["costs"] = {"daily_budget_usd": DAILY_BUDGET, "max_per_request_usd": 0.01, "warn_at": 0.3}
-    (profiles / f"{PROFILE}.yaml").write_text(yaml.safe_dump(budgeted))
-    return folder
+    return budgeted_home(folder, dev_stack, profile=PROFILE, daily_budget_usd=DAILY_BUDGET)
 
 
 @pytest.fixture(scope="module")
 def priced_config(dev_stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    config = yaml.safe_load(Path(dev_stack.config_path).read_text())
-    for deployment in config["model_list"]:
-        if deployment["model_name"] == CLOUD:
-            deployment["model_info"].update(PRICES)
-    path = tmp_path_factory.mktemp("workers-config") / "priced.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return priced_stand_in_config(dev_stack, tmp_path_factory.mktemp("workers-config") / "priced.yaml", CLOUD)
 
 
 @pytest.fixture(scope="module")

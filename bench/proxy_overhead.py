@@ -271,22 +271,27 @@ class Results:
     foreign: list[tuple[float, float]] = field(default_factory=list)  # per phase: others' CPU s, wall s
 
 
+async def open_clients(sessions: AsyncExitStack, targets: Sequence[Target], concurrency: int) -> dict[str, Any]:
+    """One aiohttp session per path, its pool as large as the concurrency, closed with ``sessions``."""
+    timeout = aiohttp.ClientTimeout(total=120)
+    return {
+        t.name: await sessions.enter_async_context(
+            aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=concurrency, keepalive_timeout=KEEPALIVE_S),
+                timeout=timeout,
+            )
+        )
+        for t in targets
+    }
+
+
 async def measure(targets: Sequence[Target], source: PromptSource, args: argparse.Namespace) -> Results:
     results = Results({t.name: [] for t in targets}, {t.name: [] for t in targets})
     proxies = [t.proxy for t in targets if t.proxy is not None]
-    timeout = aiohttp.ClientTimeout(total=120)
     async with AsyncExitStack() as sessions:
         # A path's pool sits idle while the others are measured; uvicorn closes idle connections
         # after 5 s, so the client drops them first (3 s) rather than race the server's close.
-        clients = {
-            t.name: await sessions.enter_async_context(
-                aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(limit=args.concurrency, keepalive_timeout=KEEPALIVE_S),
-                    timeout=timeout,
-                )
-            )
-            for t in targets
-        }
+        clients = await open_clients(sessions, targets, args.concurrency)
         for target in targets:  # warm-up: connections, LiteLLM's caches, the encoder's first calls
             await run_phase(clients[target.name], target, source.take(30), 1)
             await run_phase(clients[target.name], target, source.take(2 * args.concurrency), args.concurrency)
@@ -517,17 +522,8 @@ async def measure_loaded(
 ) -> dict[str, list[Sample]]:
     """Only the concurrency-N phase, rounds in rotated order (the workers table)."""
     loaded: dict[str, list[Sample]] = {t.name: [] for t in targets}
-    timeout = aiohttp.ClientTimeout(total=120)
     async with AsyncExitStack() as sessions:
-        clients = {
-            t.name: await sessions.enter_async_context(
-                aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(limit=args.concurrency, keepalive_timeout=KEEPALIVE_S),
-                    timeout=timeout,
-                )
-            )
-            for t in targets
-        }
+        clients = await open_clients(sessions, targets, args.concurrency)
         for target in targets:  # warm-up: every worker's connections and first encoder calls
             await run_phase(clients[target.name], target, source.take(4 * args.concurrency), args.concurrency)
         for round_index in range(args.rounds):

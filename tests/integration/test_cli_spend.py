@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from biorouter.cli.main import main
-from biorouter.ledger import RedisLedger, SpendRecord
+from biorouter.costs.ledger import RedisLedger, SpendRecord
 from biorouter.testing.redis import RedisServer
 
 pytestmark = pytest.mark.skipif(not RedisServer.available(), reason="needs redis-server on PATH")

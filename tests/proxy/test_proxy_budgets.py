@@ -21,7 +21,7 @@ import httpx
 import pytest
 import yaml
 
-from biorouter.ledger import RedisLedger
+from biorouter.costs.ledger import RedisLedger
 from biorouter.testing.devstack import ProxyProcess
 from biorouter.testing.redis import RedisServer
 

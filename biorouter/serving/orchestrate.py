@@ -11,10 +11,10 @@ decides which calls to make, when to stop and which answer wins:
   good answer the strategy fails. (LiteLLM's ``abatch_completion_fastest_response`` returns the
   first *response*, good or not, so asyncio tasks are used instead.)
 - ``ensemble`` waits for every group (``asyncio.gather``), drops errors and bad answers, then votes
-  (:func:`biorouter.answer_checks.vote`) or asks the judge group to pick.
+  (:func:`biorouter.routing.answer_checks.vote`) or asks the judge group to pick.
 - ``cascade`` calls the groups one by one and stops at the first answer that passes the checks.
 
-Each call's latency and LiteLLM cost are recorded in a :class:`~biorouter.strategies.StrategyOutcome`
+Each call's latency and LiteLLM cost are recorded in a :class:`~biorouter.routing.strategies.StrategyOutcome`
 (callers put it in the Decision, the ledger and the response headers).
 """
 
@@ -28,13 +28,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from biorouter import metrics
-from biorouter.answer_checks import failed_check, judge_messages, parse_judge_pick, vote, wants_json
-from biorouter.decision import Decision
+from biorouter.costs.ledger import BudgetScope, Reservation
 from biorouter.errors import RoutingError
-from biorouter.ledger import BudgetScope, Reservation
-from biorouter.request_view import view_request
-from biorouter.session import response_cost
-from biorouter.strategies import CallRecord, StrategyOutcome, StrategyPlan
+from biorouter.governance.request_view import view_request
+from biorouter.routing.answer_checks import failed_check, judge_messages, parse_judge_pick, vote, wants_json
+from biorouter.routing.decision import Decision
+from biorouter.routing.plans import CallRecord, StrategyOutcome, StrategyPlan
+from biorouter.serving.session import response_cost
 
 __all__ = [
     "INNER_KEY",
@@ -251,7 +251,7 @@ def inner_arguments(
     in the metadata, so the guard callback still drops cloud deployments of a local-only request
     on every hop.
     """
-    from biorouter.adapter import METADATA_KEY
+    from biorouter.serving.adapter import METADATA_KEY
 
     metadata = {
         **dict(arguments.get("metadata") or {}),
@@ -290,8 +290,6 @@ async def serve_plan(
     strategy once, under the winning group. On :class:`StrategyFailed` the calls that answered
     are still recorded; the reservation and the refusal are the caller's.
     """
-    from biorouter.engine import served_by
-
     plan = decision.strategy
     if plan is None or not plan.fans_out:
         raise ValueError("serve_plan needs a Decision whose strategy fans out")
@@ -383,3 +381,19 @@ async def serve_in_process(
         await engine.failed(decision, held, request_id, e)
         raise
     return response
+
+
+def served_by(hidden: Mapping[str, Any], router: Any) -> dict[str, Any]:
+    """Group, deployment id, api_base and locality of the deployment that answered."""
+    deployment_id = hidden.get("model_id")
+    deployment = router.get_deployment(model_id=deployment_id) if deployment_id else None
+    info = deployment.model_info if deployment is not None else None
+    locality = getattr(info, "locality", None) if info is not None else None
+    if info is not None and locality is None and hasattr(info, "get"):
+        locality = info.get("locality")
+    return {
+        "group": deployment.model_name if deployment is not None else None,
+        "deployment_id": deployment_id,
+        "api_base": hidden.get("api_base"),
+        "locality": "local" if locality == "local" else "cloud",
+    }

@@ -27,14 +27,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from biorouter.catalogue import Catalogue
-from biorouter.classifier import TaskClassifier
+from biorouter.classify.classifier import TaskClassifier
+from biorouter.classify.utterances import load_utterances
 from biorouter.errors import ClassifierError, ConfigError, Problem
-from biorouter.profiles import Profile, load_profiles
-from biorouter.sensitivity import SensitivityDetector
+from biorouter.governance.sensitivity import SensitivityDetector
+from biorouter.routing.catalogue import Catalogue
+from biorouter.routing.profiles import Profile, load_profiles
+from biorouter.serving.validate import check_profile, validate_all
 from biorouter.settings import Settings
-from biorouter.utterances import load_utterances
-from biorouter.validate import check_profile, validate_all
 
 __all__ = ["ReloadOutcome", "ReloadRecord", "RoutingState", "install_sighup", "load_state"]
 

@@ -1,7 +1,7 @@
 """A lexical task classifier: words and word pieces of the utterances, no encoder.
 
 It exists for two reasons. When the encoder cannot be loaded or fails on a request (a missing
-model folder, an embeddings endpoint that is down), the :class:`~biorouter.classifier.TaskClassifier`
+model folder, an embeddings endpoint that is down), the :class:`~biorouter.classify.classifier.TaskClassifier`
 routes with this instead of sending every request to the default route: degraded, visible in
 the Decision and the metrics, but still routed by task. And it can be a term of the normal blend
 (``classifier.lexical_weight``), off by default for the reason below.
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from biorouter.softmax import cached, fit_softmax
+from biorouter.classify.softmax import cached, fit_softmax
 
 __all__ = ["LexicalClassifier", "features"]
 

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from biorouter import offline
-from biorouter.catalogue import Deployment
+from biorouter.routing.catalogue import Deployment
 
 __all__ = ["Prices", "count_prompt_tokens", "estimate_usd", "group_prices"]
 

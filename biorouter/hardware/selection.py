@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from pydantic import BaseModel, ConfigDict
 
 from biorouter.errors import ConfigError, Problem, SelectionError
-from biorouter.profiles import HardwareNeeds, Profile
-from biorouter.resources import Resources
+from biorouter.hardware.resources import Resources
+from biorouter.routing.profiles import HardwareNeeds, Profile
 
 __all__ = ["AUTO_PROFILE", "Fit", "Selection", "matches", "select_profile"]
 

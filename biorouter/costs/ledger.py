@@ -11,7 +11,7 @@ Backends:
 
 * :class:`MemoryLedger` (the default): one process; a ``threading.Lock`` makes every operation atomic
   from any thread or event loop.
-* :class:`RedisLedger` (:mod:`biorouter.ledger_redis`): one ledger shared by every proxy replica. Each
+* :class:`RedisLedger` (:mod:`biorouter.costs.ledger_redis`): one ledger shared by every proxy replica. Each
   reserve, settle and release is one Lua script, so atomic across scopes and processes. When Redis is
   unreachable the ledger keeps serving, counts in memory, warns once, and reconciles when Redis answers
   again; whether budgets then fail open or closed is the ``fail_mode`` (closed by default: cloud spend
@@ -33,7 +33,6 @@ under the key ``-``. Money is float USD; comparisons allow a nano-dollar of roun
 
 from __future__ import annotations
 
-import importlib
 import math
 import threading
 import uuid
@@ -43,12 +42,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
+from typing import ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-if TYPE_CHECKING:
-    from biorouter.ledger_redis import RedisLedger
 
 __all__ = [
     "BudgetScope",
@@ -56,13 +52,11 @@ __all__ = [
     "Ledger",
     "MemoryLedger",
     "Period",
-    "RedisLedger",
     "Reservation",
     "ScopeUsage",
     "SpendRecord",
     "SpendRow",
     "format_usd",
-    "ledger_from_url",
 ]
 
 Period = Literal["day", "month"]
@@ -443,23 +437,3 @@ class MemoryLedger(Ledger):
             else:
                 self._reserved.pop(key, None)
         return True
-
-
-def ledger_from_url(url: str | None, *, fail_mode: FailMode = "closed") -> Ledger:
-    """``None`` or ``""``: a :class:`MemoryLedger`; ``redis://``, ``rediss://``, ``unix://``: a :class:`RedisLedger`."""
-    if not url:
-        return MemoryLedger()
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if scheme in ("redis", "rediss", "unix"):
-        from biorouter.ledger_redis import RedisLedger
-
-        return RedisLedger(url, fail_mode=fail_mode)
-    raise ValueError(f"ledger URL {url!r}: expected redis://HOST:PORT/DB, rediss://..., unix://PATH, or none (memory)")
-
-
-def __getattr__(name: str) -> Any:
-    if name == "RedisLedger":  # re-exported lazily: biorouter.ledger_redis imports this module
-        value = importlib.import_module("biorouter.ledger_redis").RedisLedger
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

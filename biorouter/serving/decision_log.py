@@ -21,7 +21,7 @@ import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from biorouter.decision import Decision
+from biorouter.routing.decision import Decision
 
 __all__ = ["DEBUG_ENV", "LOGGER_NAME", "enabled", "ensure_handler", "log_decision", "record"]
 

@@ -20,9 +20,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from biorouter.encoders import unit_rows
+from biorouter.classify.onnx_export import Precision, ensure_exported
+from biorouter.classify.vectors import unit_rows
 from biorouter.errors import ClassifierError
-from biorouter.onnx_export import Precision, ensure_exported
 
 __all__ = ["OnnxTextEncoder", "clip_tokens"]
 

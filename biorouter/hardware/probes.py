@@ -1,4 +1,4 @@
-"""The probes behind :func:`biorouter.resources.adetect`: one fact each, and never an exception.
+"""The probes behind :func:`biorouter.hardware.resources.adetect`: one fact each, and never an exception.
 
 Each probe turns every way a tool or a server can fail — not installed, not executable, a
 non-zero exit, no answer within the timeout, a refused connection — into a sentence in the
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from biorouter.resources import ENV_PREFIX, GPU, GPUInfo, HostInfo, SlurmInfo
+from biorouter.hardware.facts import ENV_PREFIX, GPU, GPUInfo, HostInfo, SlurmInfo
 
 if TYPE_CHECKING:
     import httpx

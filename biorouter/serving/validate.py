@@ -15,12 +15,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from biorouter.catalogue import Catalogue, Deployment, load_litellm_config
-from biorouter.costs import group_prices
+from biorouter.classify.utterances import utterance_problems
+from biorouter.costs.prices import group_prices
 from biorouter.errors import ConfigError, Problem
-from biorouter.profiles import Profile, Route, load_profile
+from biorouter.routing.catalogue import Catalogue, Deployment, load_litellm_config
+from biorouter.routing.profiles import Profile, Route, load_profile
 from biorouter.settings import Settings
-from biorouter.utterances import utterance_problems
 
 __all__ = ["ValidationReport", "check_profile", "validate_all"]
 
@@ -226,9 +226,9 @@ def address_problems(deployments: Sequence[Deployment], source: str) -> list[Pro
     """A warning per local deployment whose ``api_base`` is ``os.environ/NAME`` with NAME unset.
 
     LiteLLM would fail each of its requests ("Missing credentials"); ``biorouter detect`` reports
-    the same fact for the same reason (:func:`biorouter.probes.resolve_env`).
+    the same fact for the same reason (:func:`biorouter.hardware.probes.resolve_env`).
     """
-    from biorouter.probes import resolve_env
+    from biorouter.hardware.probes import resolve_env
 
     found: list[Problem] = []
     for index, deployment in enumerate(deployments):
@@ -277,7 +277,7 @@ def _because_missing(problem: Problem, missing: Sequence[str]) -> bool:
     return problem.location[-1:] in (("kind",), ("n",), ("judge",)) and any(g in problem.message for g in missing)
 
 
-# -- orchestration strategies (biorouter.strategies) -------------------------------------------------------
+# -- orchestration strategies (biorouter.routing.strategies) -------------------------------------------------------
 
 
 def _check_strategy(

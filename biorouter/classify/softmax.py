@@ -1,7 +1,7 @@
 """Softmax (multinomial logistic) regression in numpy, for the classifier's two small learned parts.
 
-Both the head over utterance embeddings (:mod:`biorouter.classifier`) and the lexical classifier
-(:mod:`biorouter.lexical`) are trained at load time on ``utterances/*.txt``, so training must be
+Both the head over utterance embeddings (:mod:`biorouter.classify.classifier`) and the lexical classifier
+(:mod:`biorouter.classify.lexical`) are trained at load time on ``utterances/*.txt``, so training must be
 quick, dependency-free and deterministic: a zero start, full-batch Adam for a fixed number of
 steps, L2 penalty on the weights (not the bias). The caller supplies the two matrix products,
 so a dense matrix and a sparse one share the same loop.
@@ -26,7 +26,7 @@ from biorouter.files import replaced_atomically
 
 __all__ = ["cached", "fit_softmax", "softmax"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("biorouter.softmax")
 
 _CACHE_FORMAT = b"softmax-v1"
 

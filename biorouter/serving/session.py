@@ -1,6 +1,6 @@
 """A session: one proxy process or one ``BioRouter`` instance, with its profile fixed and its counters.
 
-The active profile is chosen once, when the session starts (:mod:`biorouter.selection`), and changes
+The active profile is chosen once, when the session starts (:mod:`biorouter.hardware.selection`), and changes
 only through :meth:`Session.switch` — an explicit, logged action with a reason — never as a side
 effect of a request. The session counts what it served: requests, errors, local-only refusals and
 cost, per task and per deployment group, and prints a summary when it ends.

@@ -1,4 +1,4 @@
-"""The shared ledger: one Redis for every proxy replica (key layout in :mod:`biorouter.ledger`).
+"""The shared ledger: one Redis for every proxy replica (key layout in :mod:`biorouter.costs.ledger`).
 
 Reserve, settle and release are Lua scripts (EVALSHA, falling back to EVAL when Redis forgot them,
 e.g. after a restart), so each is atomic across its scopes and across processes: fifty replicas
@@ -32,7 +32,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from biorouter.ledger import (
+from biorouter.costs.ledger import (
     EPSILON_USD,
     BudgetKey,
     BudgetScope,

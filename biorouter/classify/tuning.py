@@ -28,12 +28,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from biorouter.catalogue import Catalogue
-from biorouter.decision import Signals
 from biorouter.errors import BiorouterError, ConfigError, Problem
 from biorouter.files import replaced_atomically
-from biorouter.policy import decide
-from biorouter.profiles import Profile, load_profile
+from biorouter.routing.catalogue import Catalogue
+from biorouter.routing.decision import Signals
+from biorouter.routing.policy import decide
+from biorouter.routing.profiles import Profile, load_profile
 
 __all__ = [
     "MarginProposal",

@@ -5,11 +5,11 @@ A semantic-router ``IndexedRouter`` holds one route per task, indexed over the t
 the vote of its nearest utterances with a small softmax-regression head trained on the utterance
 vectors (see :class:`TaskClassifier`). Every task is scored for every request (the Decision shows
 all scores); choosing what to do with an unsure answer is the policy's job, not the classifier's.
-When the encoder is down, :mod:`biorouter.lexical` classifies by words instead (degraded mode).
+When the encoder is down, :mod:`biorouter.classify.lexical` classifies by words instead (degraded mode).
 
 Loading the encoder and embedding the utterances takes seconds, so it happens lazily, once,
 behind a lock, and off the event loop; utterance vectors are cached on disk so only a cold start
-pays for them. Requests are embedded by :class:`~biorouter.embedding.Embedder` on a worker
+pays for them. Requests are embedded by :class:`~biorouter.classify.embedding.Embedder` on a worker
 thread, concurrent ones in one batch, so the proxy's loop keeps serving while they run.
 """
 
@@ -29,14 +29,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from biorouter import metrics
+from biorouter.classify.lexical import LexicalClassifier
+from biorouter.classify.softmax import cached, fit_softmax, softmax
 from biorouter.errors import ClassifierError
-from biorouter.lexical import LexicalClassifier
 from biorouter.settings import ClassifierSettings, Settings
-from biorouter.softmax import cached, fit_softmax, softmax
 
 if TYPE_CHECKING:
-    from biorouter.embedding import Embedder
-    from biorouter.encoders import TextEncoder
+    from biorouter.classify.embedding import Embedder
+    from biorouter.classify.encoders import TextEncoder
 
 __all__ = ["Classification", "FallbackCause", "TaskClassifier", "query_text"]
 
@@ -88,7 +88,7 @@ class TaskClassifier:
     The blend is normalised by its weights, so every score stays in 0..1.
 
     When the encoder cannot load, or fails on a request, and ``fallback`` is ``lexical``, the
-    request is classified by :class:`~biorouter.lexical.LexicalClassifier` instead: still
+    request is classified by :class:`~biorouter.classify.lexical.LexicalClassifier` instead: still
     routed by task, marked ``source="lexical"``, counted in the metrics. A failed load is tried
     again ``retry_after_s`` later in the background, so requests never wait for the retry; after
     a failed request the encoder is left alone for ``retry_after_s`` (an endpoint that hangs
@@ -130,7 +130,7 @@ class TaskClassifier:
     @classmethod
     def from_settings(cls, settings: Settings, *, encoder: TextEncoder | None = None) -> TaskClassifier:
         """Over ``settings``' utterances folder with its classifier settings; nothing is embedded yet."""
-        from biorouter.utterances import load_utterances
+        from biorouter.classify.utterances import load_utterances
 
         utterances = load_utterances(settings.utterances_path, display_root=settings.home)
         return cls(utterances, settings.classifier, encoder=encoder, cache_dir=settings.cache_path)
@@ -167,8 +167,8 @@ class TaskClassifier:
                 return
             from semantic_router.routers import IndexedRouter
 
-            from biorouter.embedding import Embedder, router_encoder, unit_vector_index
-            from biorouter.encoders import build_text_encoder
+            from biorouter.classify.embedding import Embedder, router_encoder, unit_vector_index
+            from biorouter.classify.encoders import build_text_encoder
 
             cache_dir = self._cache_dir
             encoder = self._encoder or build_text_encoder(self._settings, cache_dir or USER_CACHE)
@@ -229,7 +229,7 @@ class TaskClassifier:
         held-out prompts and the external set; more steps changed nothing.
         """
         key = (vectors.tobytes(), labels.astype(np.int64).tobytes(), b"head C=1 steps=100 rate=0.1")
-        return cached(  # deterministic: a restart with the same utterance vectors loads it (biorouter.softmax)
+        return cached(  # deterministic: a restart with the same utterance vectors loads it (biorouter.classify.softmax)
             self._cache_dir,
             key,
             lambda: fit_softmax(

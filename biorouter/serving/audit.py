@@ -26,7 +26,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from biorouter.decision import Decision
+from biorouter.routing.decision import Decision
 
 __all__ = ["AuditLog", "AuditRecord", "AuditSummary", "parse_since", "read_records", "summarise"]
 

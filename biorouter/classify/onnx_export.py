@@ -4,7 +4,7 @@ The classifier runs its encoder with ONNX Runtime: on this project's 2-core CPUs
 several times faster than through PyTorch, and a process that finds the exported model in the
 cache never imports torch at all (seconds and ~500 MB off every proxy start). The export itself
 needs torch and transformers, which sentence-transformers already brings, and happens once per
-model, in a short-lived child process (``python -m biorouter.onnx_export``) so torch's memory
+model, in a short-lived child process (``python -m biorouter.classify.onnx_export``) so torch's memory
 leaves with it: the proxy that triggered it stays small. Files are written atomically under
 ``<cache>/onnx/<fingerprint>/``, so replicas starting together at worst export twice, never read
 half a file.
@@ -14,7 +14,7 @@ as fast again on a CPU, for about half a point of task accuracy on the external 
 (``bench/decision_latency.py`` prints both). Plain per-tensor int8 lost four points and is not used.
 
 Only the transformer runs in ONNX; pooling and normalisation are a few numpy lines in
-:mod:`biorouter.onnx_encoder`, read from the model folder's sentence-transformers config.
+:mod:`biorouter.classify.onnx_encoder`, read from the model folder's sentence-transformers config.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from biorouter.files import replaced_atomically
 
 __all__ = ["ONNX_FILE", "Precision", "ensure_exported", "export_transformer", "model_fingerprint", "quantize"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("biorouter.onnx_export")
 
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
@@ -157,7 +157,7 @@ def ensure_exported(model_dir: Path, cache_dir: Path, precision: Precision) -> t
             f"cannot create the encoder cache {folder}: {e} (set cache_dir or BIOROUTER_CACHE_DIR)"
         ) from e
     log.info("exporting the encoder %s to ONNX (%s) in %s, once", model_dir, precision, folder)
-    command = [sys.executable, "-m", "biorouter.onnx_export", str(model_dir), str(folder), precision]
+    command = [sys.executable, "-m", "biorouter.classify.onnx_export", str(model_dir), str(folder), precision]
     done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=900)
     if done.returncode != 0 or not target.is_file():
         detail = (done.stderr or done.stdout).strip().splitlines()
@@ -166,13 +166,13 @@ def ensure_exported(model_dir: Path, cache_dir: Path, precision: Precision) -> t
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m biorouter.onnx_export MODEL_DIR FOLDER fp32|int8``: the child process's entry point."""
+    """``python -m biorouter.classify.onnx_export MODEL_DIR FOLDER fp32|int8``: the child process's entry point."""
     from biorouter import offline
 
     offline.apply()
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 3 or args[2] not in ("fp32", "int8"):
-        print("usage: python -m biorouter.onnx_export MODEL_DIR FOLDER fp32|int8", file=sys.stderr)
+        print("usage: python -m biorouter.classify.onnx_export MODEL_DIR FOLDER fp32|int8", file=sys.stderr)
         return 2
     try:
         _export(Path(args[0]), Path(args[1]), "int8" if args[2] == "int8" else "fp32")

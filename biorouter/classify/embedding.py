@@ -1,4 +1,4 @@
-"""Embedding for the classifier: caches and batching around a :class:`~biorouter.encoders.TextEncoder`.
+"""Embedding for the classifier: caches and batching around a :class:`~biorouter.classify.encoders.TextEncoder`.
 
 Three levers, each measured in ``bench/`` before it was kept:
 
@@ -32,12 +32,12 @@ from typing import Any
 
 import numpy as np
 
-from biorouter.encoders import TextEncoder
+from biorouter.classify.encoders import TextEncoder
 from biorouter.files import replaced_atomically
 
 __all__ = ["DocumentCache", "Embedder", "QueryCache", "router_encoder", "unit_vector_index"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("biorouter.embedding")
 
 
 def _key(text: str) -> str:

@@ -13,12 +13,12 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from biorouter.classifier import Classification, TaskClassifier
-from biorouter.decision import AUTO_MODELS, Decision, RequestKind, Signals
+from biorouter.classify.classifier import Classification, TaskClassifier
 from biorouter.errors import ClassifierError, RequestError, described
-from biorouter.profiles import Profile
-from biorouter.request_view import RequestView
-from biorouter.sensitivity import SensitivityDetector
+from biorouter.governance.request_view import RequestView
+from biorouter.governance.sensitivity import SensitivityDetector
+from biorouter.routing.decision import AUTO_MODELS, Decision, RequestKind, Signals
+from biorouter.routing.profiles import Profile
 
 __all__ = [
     "METADATA_KEY",
@@ -75,7 +75,7 @@ def prompt_tokens(view: RequestView, messages: Any, count_above: int | None) -> 
     bound = sum(len(text.encode("utf-8", "replace")) for text in view.texts) + 8 * max(1, len(view.texts))
     if bound <= count_above:
         return None
-    from biorouter.costs import count_prompt_tokens
+    from biorouter.costs.prices import count_prompt_tokens
 
     return count_prompt_tokens(messages)
 

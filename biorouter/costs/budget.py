@@ -18,11 +18,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from biorouter import metrics
-from biorouter.catalogue import Catalogue, Deployment
-from biorouter.costs import Prices, count_prompt_tokens, estimate_usd, group_prices
-from biorouter.decision import BudgetView, Decision, Signals
-from biorouter.ledger import BudgetScope, Denial, Ledger, Reservation, SpendRecord, format_usd, period_id
-from biorouter.profiles import Profile
+from biorouter.costs.ledger import BudgetScope, Denial, Ledger, Reservation, SpendRecord, format_usd, period_id
+from biorouter.costs.prices import Prices, count_prompt_tokens, estimate_usd, group_prices
+from biorouter.routing.catalogue import Catalogue, Deployment
+from biorouter.routing.decision import BudgetView, Decision, Signals
+from biorouter.routing.profiles import Profile
 
 __all__ = ["BudgetKeeper"]
 

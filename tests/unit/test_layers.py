@@ -31,8 +31,9 @@ LAYERS: list[tuple[str, ...]] = [
     ("main",),  # biorouter/__init__.py (lazy public API) and __main__.py
 ]
 
+# Old paths that the docs or a proxy config named (README: biorouter.profiles, biorouter.resources.detect();
+# litellm callbacks: biorouter.guard.proxy_guard). Every other module moved without an alias.
 DEPRECATED_ALIASES = {"biorouter.profiles", "biorouter.resources", "biorouter.guard"}
-DEPRECATED_ALIASES |= {"biorouter.engine", "biorouter.decision", "biorouter.policy"}
 
 
 def _module_name(path: Path) -> str:

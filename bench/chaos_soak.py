@@ -29,7 +29,7 @@ from pathlib import Path
 
 from common import ROOT
 
-from biorouter.profiles import load_profile
+from biorouter.routing.profiles import load_profile
 from biorouter.settings import load_settings
 from biorouter.testing.chaos import soak
 from biorouter.testing.devstack import DevStack

@@ -36,7 +36,7 @@ def summary(values: Sequence[float]) -> str:
 
 
 async def _accuracy(classifier: object, data: Path) -> tuple[float, float]:
-    from biorouter.evaluation import Prediction, build_report, read_examples
+    from biorouter.classify.evaluation import Prediction, build_report, read_examples
 
     examples = read_examples(data)
     predictions = []
@@ -54,7 +54,7 @@ def accuracy_line(classifier: object | None = None, data: Path = EVAL_DATA) -> s
     if not data.is_file():
         return f"accuracy guard skipped: {data} not found (set BIOROUTER_EVAL_DATA)"
     if classifier is None:
-        from biorouter.classifier import TaskClassifier
+        from biorouter.classify.classifier import TaskClassifier
         from biorouter.settings import load_settings
 
         classifier = TaskClassifier.from_settings(load_settings(ROOT))

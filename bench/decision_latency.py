@@ -29,10 +29,10 @@ from datetime import UTC, datetime
 
 from common import ROOT, accuracy_line, percentile, summary
 
-from biorouter.engine import BioRouter
-from biorouter.resources import HostInfo, Resources
+from biorouter.classify.utterances import load_utterances
+from biorouter.hardware.resources import HostInfo, Resources
+from biorouter.serving.engine import BioRouter
 from biorouter.settings import load_settings
-from biorouter.utterances import load_utterances
 
 CODE_LINES = (
     "    reads = [r for r in pysam.AlignmentFile(path) if r.mapping_quality >= 30 and not r.is_duplicate]\n",

@@ -1,4 +1,4 @@
-"""How long ``biorouter.resources.detect()`` takes when nothing answers.
+"""How long ``biorouter.hardware.resources.detect()`` takes when nothing answers.
 
 The shipped litellm_config's local endpoints are all pointed at dead servers, in two ways:
 refused (a port nobody listens on: fails at once) and silent (a socket that accepts connections
@@ -20,9 +20,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from biorouter.catalogue import load_litellm_config
-from biorouter.profiles import load_profiles
-from biorouter.resources import detect
+from biorouter.hardware.resources import detect
+from biorouter.routing.catalogue import load_litellm_config
+from biorouter.routing.profiles import load_profiles
 from biorouter.settings import load_settings
 from biorouter.testing.hardware import FakeSlurm, fake_path, write_fake_tools
 from biorouter.testing.standin import free_port

@@ -60,15 +60,15 @@ import aiohttp
 import yaml
 from common import ROOT, accuracy_line, percentile
 
-from biorouter.classifier import TaskClassifier
-from biorouter.profiles import load_profile
+from biorouter.classify.classifier import TaskClassifier
+from biorouter.classify.utterances import load_utterances
+from biorouter.routing.profiles import load_profile
 from biorouter.settings import load_settings
 from biorouter.testing.devstack import ProxyProcess, standin_config
 from biorouter.testing.passthrough import GROUP_ENV
 from biorouter.testing.redis import RedisServer
 from biorouter.testing.standin import StandIn
 from biorouter.testing.upstream import Fault
-from biorouter.utterances import load_utterances
 
 PROFILE = "t4_hybrid"  # production-like: every route one call (development's cascade/ensemble call 2-3 times)
 PASSTHROUGH_CALLBACK = "biorouter.testing.passthrough.passthrough_handler_instance"

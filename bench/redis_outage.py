@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 from common import ROOT
 
-from biorouter.profiles import load_profile
+from biorouter.routing.profiles import load_profile
 from biorouter.testing.devstack import standin_config
 from biorouter.testing.loadrun import redis_outage, scenario_proxy
 from biorouter.testing.redis import RedisServer

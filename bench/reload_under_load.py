@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 from common import ROOT
 
-from biorouter.profiles import load_profile
+from biorouter.routing.profiles import load_profile
 from biorouter.testing.devstack import standin_config
 from biorouter.testing.loadrun import reload_edits, reload_under_load, scenario_proxy
 from biorouter.testing.standin import StandInFleet

@@ -29,7 +29,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from biorouter.sensitivity import SensitivityDetector
+from biorouter.governance.sensitivity import SensitivityDetector
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data" / "sensitivity"

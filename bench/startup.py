@@ -50,7 +50,7 @@ import httpx
 import yaml
 from common import ROOT
 
-from biorouter.profiles import load_profile
+from biorouter.routing.profiles import load_profile
 from biorouter.settings import load_settings
 from biorouter.testing.devstack import ProxyProcess, standin_config
 from biorouter.testing.standin import StandIn

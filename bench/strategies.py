@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 from common import ROOT, percentile
 
-from biorouter.engine import BioRouter
+from biorouter.serving.engine import BioRouter
 from biorouter.settings import load_settings
 from biorouter.testing.devstack import standin_config
 from biorouter.testing.standin import StandInFleet

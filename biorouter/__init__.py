@@ -31,8 +31,6 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from biorouter.decision import Decision
-    from biorouter.engine import BioRouter
     from biorouter.errors import (
         BiorouterError,
         ClassifierError,
@@ -41,12 +39,14 @@ if TYPE_CHECKING:
         RequestError,
         RoutingError,
     )
-    from biorouter.policy import decide
+    from biorouter.routing.decision import Decision
+    from biorouter.routing.policy import decide
+    from biorouter.serving.engine import BioRouter
 
 _LAZY = {
-    "BioRouter": "biorouter.engine",
-    "Decision": "biorouter.decision",
-    "decide": "biorouter.policy",
+    "BioRouter": "biorouter.serving.engine",
+    "Decision": "biorouter.routing.decision",
+    "decide": "biorouter.routing.policy",
     "BiorouterError": "biorouter.errors",
     "ClassifierError": "biorouter.errors",
     "ConfigError": "biorouter.errors",
@@ -71,7 +71,7 @@ async def acompletion(messages: Any, model: str = "auto", **kwargs: Any) -> Any:
     Uses the default :class:`BioRouter` (``biorouter.yaml`` in the current folder or a parent, or
     ``BIOROUTER_HOME``); the Decision is in ``response._hidden_params["biorouter"]``.
     """
-    from biorouter.engine import default_router
+    from biorouter.serving.engine import default_router
 
     return await default_router().acompletion(messages, model=model, **kwargs)
 
@@ -82,13 +82,13 @@ async def aembedding(input: str | list[str], model: str = "auto", **kwargs: Any)
     Sensitive text is embedded only by local groups; the Decision is in
     ``response._hidden_params["biorouter"]``.
     """
-    from biorouter.engine import default_router
+    from biorouter.serving.engine import default_router
 
     return await default_router().aembedding(input, model=model, **kwargs)
 
 
 async def aroute(messages: Any, model: str = "auto", *, task: str | None = None) -> Any:
     """The Decision the default router would take, without calling any upstream."""
-    from biorouter.engine import default_router
+    from biorouter.serving.engine import default_router
 
     return await default_router().aroute(messages, model=model, task=task)

@@ -40,8 +40,8 @@ if TYPE_CHECKING:
 
     from prometheus_client.metrics_core import Metric
 
-    from biorouter.decision import Decision
-    from biorouter.ledger import BudgetScope, ScopeUsage
+    from biorouter.costs.ledger import BudgetScope, ScopeUsage
+    from biorouter.routing.decision import Decision
 
 __all__ = [
     "REGISTRY",

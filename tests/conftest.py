@@ -56,7 +56,7 @@ def shipped_settings():  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def classifier(shipped_settings):  # type: ignore[no-untyped-def]
     """The real default classifier over the shipped utterances, loaded once."""
-    from biorouter.classifier import TaskClassifier
+    from biorouter.classify.classifier import TaskClassifier
 
     shared = TaskClassifier.from_settings(shipped_settings)
     shared.load()
@@ -78,7 +78,7 @@ def dev_stack(tmp_path_factory: pytest.TempPathFactory, shipped_settings, proxy_
     The proxy serves biorouter's metrics on ``proxy_metrics_port`` and writes the debug routing
     lines (BIOROUTER_DEBUG_ROUTING) to its log, ``run_dir / "proxy.log"``.
     """
-    from biorouter.profiles import load_profile
+    from biorouter.routing.profiles import load_profile
     from biorouter.testing.devstack import DevStack
 
     profile = load_profile(ROOT / "profiles" / "development.yaml")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from biorouter.audit import AuditRecord, AuditSummary
+    from biorouter.serving.audit import AuditRecord, AuditSummary
 
 __all__ = ["register", "run"]
 
@@ -47,8 +47,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from biorouter.audit import parse_since, read_records, summarise
     from biorouter.errors import BiorouterError
+    from biorouter.serving.audit import parse_since, read_records, summarise
 
     since = None
     if args.since is not None:

@@ -11,8 +11,8 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from biorouter.resources import Resources
-    from biorouter.selection import Selection
+    from biorouter.hardware.resources import Resources
+    from biorouter.hardware.selection import Selection
 
 __all__ = ["register", "run"]
 
@@ -42,9 +42,9 @@ def _positive(text: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     from biorouter.errors import SelectionError
-    from biorouter.profiles import load_profiles
-    from biorouter.resources import detect
-    from biorouter.selection import select_profile
+    from biorouter.hardware.resources import detect
+    from biorouter.hardware.selection import select_profile
+    from biorouter.routing.profiles import load_profiles
     from biorouter.settings import load_settings
 
     settings = load_settings()

@@ -8,7 +8,7 @@ error for them). ``--classifier lexical`` measures the fallback that routes whil
 The task counted is the one the profile routes to (the classifier's best task, unless a task the
 profile prefers, ``classifier.prefer``, scores within its margin). When the lines carry a
 ``source``, accuracy is also shown per source (repository). ``--cross-source`` splits the sources
-into a fixed tune half and check half (see :func:`biorouter.evaluation.source_half`), fits the
+into a fixed tune half and check half (see :func:`biorouter.classify.evaluation.source_half`), fits the
 per-task thresholds and the safety margin on the tune half only (plus any ``--tune-data`` files),
 and reports the check half before and after: the figure that says how the classifier does on
 sources its utterances and thresholds were not driven by.
@@ -59,9 +59,9 @@ def register(subparsers: Any) -> None:
 
 def _routed(engine: Any, profile: Any, task: str | None, confidence: float, scores: Any) -> tuple[str | None, str]:
     """The task the profile routes to and the group it reaches, for one classifier answer."""
-    from biorouter.decision import Signals
     from biorouter.errors import RoutingError
-    from biorouter.policy import decide
+    from biorouter.routing.decision import Signals
+    from biorouter.routing.policy import decide
 
     signals = Signals(requested_model="auto", task=task, confidence=confidence, scores=scores)
     try:
@@ -95,7 +95,7 @@ async def _classify_all(engine: Any, examples: list[Any], lexical: bool) -> tupl
 
 def _predictions(engine: Any, profile: Any, scored: list[_Scored]) -> tuple[list[Any], float]:
     """Predictions (the routed task) under ``profile``, and group accuracy."""
-    from biorouter.evaluation import Prediction
+    from biorouter.classify.evaluation import Prediction
 
     predictions = []
     same_group = 0
@@ -113,9 +113,9 @@ def _predictions(engine: Any, profile: Any, scored: list[_Scored]) -> tuple[list
 
 async def _lexical_classify(engine: Any) -> Callable[[str], Awaitable[Any]]:
     """The lexical fallback alone, trained on the same utterances as the configured classifier."""
-    from biorouter.classifier import Classification, query_text
-    from biorouter.lexical import LexicalClassifier
-    from biorouter.utterances import load_utterances
+    from biorouter.classify.classifier import Classification, query_text
+    from biorouter.classify.lexical import LexicalClassifier
+    from biorouter.classify.utterances import load_utterances
 
     settings = engine.settings
     model = LexicalClassifier.fit(load_utterances(settings.utterances_path, display_root=settings.home))
@@ -136,9 +136,7 @@ def _check_writable(path: Path | None, flag: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from biorouter.engine import BioRouter
-    from biorouter.errors import BiorouterError
-    from biorouter.evaluation import (
+    from biorouter.classify.evaluation import (
         build_report,
         per_source,
         plot_confusion,
@@ -147,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
         render_sources,
         write_predictions,
     )
+    from biorouter.errors import BiorouterError
+    from biorouter.serving.engine import BioRouter
 
     _check_writable(args.predictions, "--predictions")
     _check_writable(args.plot, "--plot")
@@ -193,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _fit(engine: Any, items: list[_Scored]) -> tuple[Any, dict[str, Any]]:
     """The profile with per-task thresholds and the safety margin fitted on ``items``, and what was fitted."""
-    from biorouter.tuning import Scored, propose_margin, propose_thresholds
+    from biorouter.classify.tuning import Scored, propose_margin, propose_thresholds
 
     profile = engine.profile
     fitted = [Scored(label=item.example.label, scores=item.scores) for item in items if item.task is not None]
@@ -214,7 +214,7 @@ def _fit(engine: Any, items: list[_Scored]) -> tuple[Any, dict[str, Any]]:
 
 
 def _figures(engine: Any, profile: Any, items: list[_Scored]) -> dict[str, Any]:
-    from biorouter.evaluation import build_report
+    from biorouter.classify.evaluation import build_report
 
     predictions, group = _predictions(engine, profile, items)
     report = build_report(predictions)
@@ -235,7 +235,7 @@ def _cross_source(engine: Any, scored: list[_Scored], extra: list[_Scored]) -> d
     for each source, including the tune half's (whose utterances, unlike the thresholds, were
     fitted to it).
     """
-    from biorouter.evaluation import source_half
+    from biorouter.classify.evaluation import source_half
 
     halves: dict[str, list[_Scored]] = {"tune": [], "check": []}
     for item in scored:
@@ -276,7 +276,7 @@ def _cross_source(engine: Any, scored: list[_Scored], extra: list[_Scored]) -> d
 
 
 def _unit(item: _Scored) -> str:
-    from biorouter.evaluation import source_unit
+    from biorouter.classify.evaluation import source_unit
 
     return source_unit(item.example.source)
 
@@ -284,7 +284,7 @@ def _unit(item: _Scored) -> str:
 def _render_cross(cross: dict[str, Any], profile: str) -> str:
     lines = [
         "",
-        "cross-source split (fixed by a hash of each repository; biorouter.evaluation.source_half)",
+        "cross-source split (fixed by a hash of each repository; biorouter.classify.evaluation.source_half)",
         f"  tune half:  {', '.join(cross['tune_sources'])}",
         f"  check half: {', '.join(cross['check_sources'])}",
         f"  fitted on the tune half (+{cross['extra_tune_examples']} --tune-data examples): "

@@ -23,8 +23,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from biorouter.classifier import TaskClassifier
-    from biorouter.complexity import read_tier_examples
+    from biorouter.classify.classifier import TaskClassifier
+    from biorouter.routing.complexity import read_tier_examples
     from biorouter.settings import load_settings
 
     settings = load_settings()
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _tier_example_folders(settings: Any) -> list[Any]:
     """The tiered example folders the profiles name (each embedded once, like the utterances)."""
-    from biorouter.profiles import load_profiles
+    from biorouter.routing.profiles import load_profiles
 
     profiles = load_profiles(settings.profiles_path, display_root=settings.home)
     named = {p.complexity.examples for p in profiles.values() if p.complexity.examples is not None}

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from biorouter.profiles import Profile
-    from biorouter.resources import Resources
-    from biorouter.selection import Fit, Selection
+    from biorouter.hardware.resources import Resources
+    from biorouter.hardware.selection import Fit, Selection
+    from biorouter.routing.profiles import Profile
     from biorouter.settings import Settings
 
 __all__ = ["Survey", "register", "run", "survey"]
@@ -73,9 +73,9 @@ class Survey:
 def survey(timeout_s: float) -> Survey:
     """Load the settings and profiles, detect this machine, and hold every profile against it."""
     from biorouter.errors import SelectionError
-    from biorouter.profiles import load_profiles
-    from biorouter.resources import detect
-    from biorouter.selection import AUTO_PROFILE, matches, select_profile
+    from biorouter.hardware.resources import detect
+    from biorouter.hardware.selection import AUTO_PROFILE, matches, select_profile
+    from biorouter.routing.profiles import load_profiles
     from biorouter.settings import load_settings
 
     settings = load_settings()
@@ -135,7 +135,7 @@ def marks(found: Survey, name: str) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from biorouter.errors import BiorouterError
-    from biorouter.selection import select_profile
+    from biorouter.hardware.selection import select_profile
 
     found = survey(args.timeout)
     active: Selection | None = found.recommended

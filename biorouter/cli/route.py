@@ -23,7 +23,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from biorouter.engine import BioRouter
+    from biorouter.serving.engine import BioRouter
 
     engine = BioRouter.from_settings(profile=args.profile)
     decision = asyncio.run(engine.aroute([{"role": "user", "content": args.text}], model=args.model, task=args.task))

@@ -88,7 +88,7 @@ def _choose(found: Survey, out: TextIO) -> str:
     nothing; with no recommendation (nothing fits) it is the SelectionError listing why.
     """
     from biorouter.errors import SelectionError
-    from biorouter.selection import select_profile
+    from biorouter.hardware.selection import select_profile
 
     names = [fit.profile for fit in found.fits]
     recommended = found.recommended.profile if found.recommended else None
@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
 
     from biorouter.cli.profiles import fit_payload, survey
     from biorouter.errors import SelectionError
-    from biorouter.selection import select_profile
+    from biorouter.hardware.selection import select_profile
     from biorouter.settings import SETTINGS_FILE
 
     found = survey(args.timeout)

@@ -110,7 +110,7 @@ Press Ctrl-C to stop.
 
 def run(args: argparse.Namespace) -> int:
     from biorouter.errors import BiorouterError
-    from biorouter.profiles import load_profile
+    from biorouter.routing.profiles import load_profile
     from biorouter.settings import load_settings
 
     workers = args.workers if args.workers is not None else default_workers()

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
-    from biorouter.ledger import SpendRow
+    from biorouter.costs.ledger import SpendRow
 
 __all__ = ["SpendLine", "register", "run", "summarise"]
 
@@ -139,8 +139,8 @@ def _add(key: str, parts: Sequence[SpendRow]) -> SpendLine:
 
 
 def _day(value: str, flag: str) -> date:
-    from biorouter.audit import parse_since
     from biorouter.errors import BiorouterError
+    from biorouter.serving.audit import parse_since
 
     try:
         return parse_since(value).astimezone(UTC).date()
@@ -179,8 +179,8 @@ def _ledger_url(given: str | None) -> tuple[str, str]:
 
 
 async def _read(url: str, origin: str, since: date, until: date) -> list[SpendRow]:
+    from biorouter.costs.ledger_url import ledger_from_url
     from biorouter.errors import BiorouterError
-    from biorouter.ledger import ledger_from_url
 
     with _quiet("biorouter.ledger"):  # its outage warning speaks of budgets; the error below is ours
         try:

@@ -1,7 +1,7 @@
 """``biorouter tune --data FILE.jsonl``: propose per-task confidence thresholds from labelled prompts.
 
 Classifies every prompt, then for each task picks the threshold that sends most requests to the
-deployment group their true task would reach under the profile (see :mod:`biorouter.tuning`).
+deployment group their true task would reach under the profile (see :mod:`biorouter.classify.tuning`).
 Prints the proposal and the ``per_task`` block; ``--write`` puts it into the profile file
 (comments kept, the result validated before it replaces the file).
 
@@ -41,7 +41,7 @@ def register(subparsers: Any) -> None:
 
 
 async def _score(engine: Any, examples: list[Any]) -> list[Any]:
-    from biorouter.tuning import Scored
+    from biorouter.classify.tuning import Scored
 
     await engine.classifier.aload()
     scored = []
@@ -67,10 +67,10 @@ def _table(report: Any) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from biorouter.engine import BioRouter
+    from biorouter.classify.evaluation import read_examples
+    from biorouter.classify.tuning import propose_margin, propose_thresholds, render_yaml, write_thresholds
     from biorouter.errors import BiorouterError
-    from biorouter.evaluation import read_examples
-    from biorouter.tuning import propose_margin, propose_thresholds, render_yaml, write_thresholds
+    from biorouter.serving.engine import BioRouter
 
     if args.min_support < 1:
         raise BiorouterError("--min-support must be at least 1")

@@ -18,8 +18,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from biorouter.serving.validate import validate_all
     from biorouter.settings import load_settings
-    from biorouter.validate import validate_all
 
     report = validate_all(load_settings())
     if args.json:

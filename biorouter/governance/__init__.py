@@ -1,4 +1,12 @@
-"""The sensitivity detector's layers, cheapest first (``biorouter.sensitivity`` composes them).
+"""Governance: what may leave the machine. The sensitivity detector, the local-only guard, the request view.
+
+- :mod:`~biorouter.governance.sensitivity`: ``SensitivityDetector``, which composes the layers below with the
+  profile's own rules and decides whether a request must stay on local deployments.
+- :mod:`~biorouter.governance.guard`: the LiteLLM callback that refuses to send a kept-local request to a
+  remote deployment (``biorouter.governance.guard.proxy_guard``).
+- :mod:`~biorouter.governance.request_view`: the text of a request as the detector and classifier see it.
+
+The detector's layers, cheapest first:
 
 - :mod:`~biorouter.governance.identifiers`: formatted identifiers stated in a sentence rather than a
   labelled field (card numbers with the Luhn check, IBANs with mod-97, passport, driver's licence, tax and
@@ -15,4 +23,6 @@
 Each layer names its own rules (bare names for identifiers, ``person:*``, ``record:*``); a layer that
 cannot load or fails yields ``detector:unavailable`` so the request is kept local (fail closed).
 Nothing here is imported by ``import biorouter``; the NER model loads on first need or at warm-up.
+May import: the top-level helpers (errors, files, offline, settings, yamlfile, metrics) only; the audit log of
+decisions lives in :mod:`biorouter.serving.audit` because it reads the routing Decision.
 """

@@ -13,7 +13,7 @@ GB…", "call me on 0412 555 019", "I now live at 12 Rua das Flores, Apt. 3". Th
 - street addresses in the spellings of other countries (Via, Rúa, …katu, …vej), unit and box lines
   (Apt. 902, Suite 828, PSC 3294, Box 9168, APO AE 09012) and "I live at / my address is" with a number.
 
-Each is a :class:`RuleSpec` that :mod:`biorouter.sensitivity` compiles into a rule. Checksums are what
+Each is a :class:`RuleSpec` that :mod:`biorouter.governance.sensitivity` compiles into a rule. Checksums are what
 keep long numbers in logs, VCFs and tables (positions, read counts, timestamps) from firing.
 """
 

@@ -23,10 +23,10 @@ from typing import Any, Protocol
 from pydantic import BaseModel, Field
 
 from biorouter import metrics
-from biorouter.engine import BioRouter
 from biorouter.errors import ConfigError
-from biorouter.reload import RoutingState
-from biorouter.session import SessionSummary
+from biorouter.serving.engine import BioRouter
+from biorouter.serving.reload import RoutingState
+from biorouter.serving.session import SessionSummary
 
 __all__ = [
     "METRICS_PATH",

@@ -5,7 +5,7 @@ hook included) runs, and its checks there assume an object: a JSON array, number
 body fails in ``pre_db_read_auth_checks`` (``body.get("model")``) with a bare HTTP 500, and a number
 as ``tools`` fails in its tool allow-list check, whose error handler fails in turn, so the client's
 connection is dropped without an answer. biorouter never sees these requests, so its own checks
-(``biorouter.request_view.check_request``) cannot answer them.
+(``biorouter.governance.request_view.check_request``) cannot answer them.
 
 LiteLLM already turns a body it cannot parse into a deferred 400: the auth step runs on an empty
 body, then raises the parse error. :func:`patch_unreadable_bodies` gives the bodies above the same

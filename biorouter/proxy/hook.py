@@ -6,7 +6,7 @@ and sets ``model``, ``fallbacks`` and ``metadata["biorouter"]`` on the request; 
 the transport (retries, cooldowns, fallbacks). After the call, the decision becomes
 ``x-biorouter-*`` response headers (streaming included).
 
-The hook is also the guard (:class:`biorouter.guard.LocalOnlyGuard`): on every hop LiteLLM takes
+The hook is also the guard (:class:`biorouter.governance.guard.LocalOnlyGuard`): on every hop LiteLLM takes
 it drops cloud deployments of local-only requests, and it scans any request that reached the
 router without a Decision. Requests of other kinds that carry text (embeddings, responses,
 Anthropic messages) get the same governance check: sensitive content never goes to a cloud group.
@@ -35,20 +35,21 @@ from typing import Any
 
 from fastapi import HTTPException
 
-from biorouter import decision_log, metrics
-from biorouter.adapter import METADATA_KEY, litellm_arguments, task_hint
-from biorouter.catalogue import BIOROUTER_PROVIDER
-from biorouter.classifier import TaskClassifier
-from biorouter.decision import Decision
-from biorouter.engine import BioRouter
+from biorouter import metrics
+from biorouter.classify.classifier import TaskClassifier
+from biorouter.costs.ledger import BudgetScope, Reservation
 from biorouter.errors import BiorouterError, ConfigError, KeptLocalError, Problem, RequestError, RoutingError
-from biorouter.guard import LocalOnlyGuard, decision_summary, deployment_locality
-from biorouter.ledger import BudgetScope, Reservation
-from biorouter.proxy.strategy import is_inner_call, outcome_headers, strategy_arguments
-from biorouter.reload import RoutingState, install_sighup
-from biorouter.request_view import request_messages
-from biorouter.sensitivity import SensitivityDetector
-from biorouter.session import SessionSummary, response_cost
+from biorouter.governance.guard import LocalOnlyGuard, decision_summary, deployment_locality
+from biorouter.governance.request_view import request_messages
+from biorouter.governance.sensitivity import SensitivityDetector
+from biorouter.proxy.fan_out import is_inner_call, outcome_headers, strategy_arguments
+from biorouter.routing.catalogue import BIOROUTER_PROVIDER
+from biorouter.routing.decision import Decision
+from biorouter.serving import decision_log
+from biorouter.serving.adapter import METADATA_KEY, litellm_arguments, task_hint
+from biorouter.serving.engine import BioRouter
+from biorouter.serving.reload import RoutingState, install_sighup
+from biorouter.serving.session import SessionSummary, response_cost
 from biorouter.settings import load_settings
 from biorouter.workers.sync import WorkerSync
 from biorouter.workers.topology import require_shared_ledger, shared_dir, worker_count
@@ -437,7 +438,7 @@ class BiorouterProxyHook(LocalOnlyGuard):
         if summary is None or self._engine is None:
             return
         if is_inner_call(kwargs) or (summary.get("strategy") or {}).get("kind", "single") != "single":
-            return  # a strategy counts its own calls, once each (biorouter.orchestrate.serve_plan)
+            return  # a strategy counts its own calls, once each (biorouter.serving.orchestrate.serve_plan)
         params = kwargs.get("litellm_params") or {}
         info = params.get("model_info") or kwargs.get("model_info") or {}
         metadata = params.get("metadata") or {}

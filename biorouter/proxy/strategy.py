@@ -12,7 +12,7 @@ to fan a request out inside the proxy were weighed:
   group ``biorouter-strategy`` (``model: biorouter/strategy``) served by :data:`strategy_handler`
   through ``litellm_settings.custom_provider_map``. When the Decision's plan fans out, the hook
   sends the request to that group (no retries, no fallbacks: the plan has its own); the handler
-  runs the plan (:func:`biorouter.orchestrate.serve_plan`) against the proxy's own ``llm_router``
+  runs the plan (:func:`biorouter.serving.orchestrate.serve_plan`) against the proxy's own ``llm_router``
   and returns the winning chat completion. So the client gets one normal response; every inner
   call is an ordinary routed call whose metadata carries the Decision, so the guard checks every
   hop; the strategy counts each inner call once (the hook's success callback skips both the inner
@@ -32,16 +32,15 @@ from typing import Any
 
 from litellm.llms.custom_llm import CustomLLM, CustomLLMError
 
-from biorouter.adapter import litellm_arguments
-from biorouter.decision import Decision
 from biorouter.errors import BiorouterError
-from biorouter.orchestrate import INNER_KEY, OUTCOME_KEY, StrategyFailed, serve_plan
+from biorouter.proxy.fan_out import STRATEGY_GROUP, is_inner_call, strategy_arguments
+from biorouter.routing.decision import Decision
+from biorouter.serving.adapter import litellm_arguments
+from biorouter.serving.orchestrate import StrategyFailed, serve_plan
 
 __all__ = ["STRATEGY_GROUP", "StrategyProvider", "is_inner_call", "strategy_arguments", "strategy_handler"]
 
 logger = logging.getLogger("biorouter.proxy")
-
-STRATEGY_GROUP = "biorouter-strategy"  # model_name of the pseudo deployment in litellm_config
 
 # OpenAI request fields the inner calls take over from the client's request, as LiteLLM hands them on.
 _PASSED_ON = (
@@ -62,36 +61,6 @@ _PASSED_ON = (
 )
 
 
-def strategy_arguments(decision: Decision) -> dict[str, Any]:
-    """What the hook sets on a request whose plan fans out: the pseudo group, with no retries or fallbacks."""
-    if decision.strategy is None or not decision.strategy.fans_out:
-        raise ValueError("strategy_arguments needs a Decision whose plan fans out")
-    return {
-        "model": STRATEGY_GROUP,
-        "fallbacks": [],
-        "context_window_fallbacks": [],
-        "num_retries": 0,  # a failed fan-out is not run again; each inner call retries per the profile
-    }
-
-
-def is_inner_call(kwargs: Mapping[str, Any]) -> bool:
-    """Whether a logged call is an inner call of a strategy (its accounting is the strategy's)."""
-    params = kwargs.get("litellm_params") or {}
-    for metadata in (kwargs.get("metadata"), params.get("metadata") if isinstance(params, Mapping) else None):
-        if isinstance(metadata, Mapping) and INNER_KEY in metadata:
-            return True
-    return False
-
-
-def outcome_headers(response: Any) -> dict[str, str]:
-    """The strategy's ``x-biorouter-*`` headers from a response the handler returned (empty otherwise)."""
-    from biorouter.strategies import StrategyOutcome
-
-    hidden = getattr(response, "_hidden_params", None)
-    found = hidden.get(OUTCOME_KEY) if isinstance(hidden, Mapping) else None
-    return StrategyOutcome.model_validate(found).headers() if isinstance(found, Mapping) else {}
-
-
 def _error(status: int, message: str) -> Exception:
     """LiteLLM maps a custom provider's ``CustomLLMError`` to an HTTP error with this status."""
     error: Exception = CustomLLMError(status_code=status, message=message)  # type: ignore[no-untyped-call]
@@ -104,7 +73,7 @@ class StrategyProvider(CustomLLM):
     async def acompletion(self, *args: Any, **kwargs: Any) -> Any:  # LiteLLM passes every argument by name
         from litellm.proxy import proxy_server
 
-        from biorouter.proxy.hook import _budget_state, proxy_handler_instance
+        from biorouter.proxy.hook import _budget_state, proxy_handler_instance  # the provider runs in the hook's proxy
 
         params: Mapping[str, Any] = kwargs.get("litellm_params") or {}
         metadata = dict(params.get("metadata") or {})

@@ -41,7 +41,7 @@ from typing import Any
 
 import httpx
 
-from biorouter.profiles import Profile
+from biorouter.routing.profiles import Profile
 from biorouter.testing.standin import StandInFleet
 
 __all__ = ["PROMPTS", "ChaosDriver", "Incident", "SoakReport", "route_chains", "run_soak"]
@@ -361,7 +361,7 @@ def soak(
     progress: bool = False,
 ) -> SoakReport:
     """The whole soak on a started :class:`~biorouter.testing.devstack.DevStack`: chaos, load, and the checks."""
-    from biorouter.catalogue import load_litellm_config
+    from biorouter.routing.catalogue import load_litellm_config
 
     config = load_litellm_config(stack.config_path)
     chat = {d.model_name for d in config.model_list if d.model_info.mode == "chat"}

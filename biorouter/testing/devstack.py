@@ -24,13 +24,13 @@ from typing import IO, Any, Self
 import httpx
 import yaml
 
-from biorouter.catalogue import parse_model_list
-from biorouter.costs import Prices, group_prices
+from biorouter.costs.prices import Prices, group_prices
 from biorouter.errors import ConfigError
 from biorouter.offline import apply as offline_env
+from biorouter.routing.catalogue import parse_model_list
+from biorouter.serving.validate import STANDIN_MARK
 from biorouter.testing.ports import PortInUseError, ensure_port_free, port_owned_by_session
 from biorouter.testing.standin import StandInFleet, free_port
-from biorouter.validate import STANDIN_MARK
 
 __all__ = ["DevStack", "ProxyProcess", "ProxyStartError", "standin_config"]
 

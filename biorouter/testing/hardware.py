@@ -2,7 +2,7 @@
 
 :func:`write_fake_tools` writes small ``/bin/sh`` scripts into a folder; put that folder first on
 ``PATH`` (:func:`fake_path` also drops the folders holding the real tools) and
-:func:`biorouter.resources.detect` runs them as real subprocesses::
+:func:`biorouter.hardware.resources.detect` runs them as real subprocesses::
 
     from biorouter.testing.hardware import FakeSlurm, fake_path, write_fake_tools
 

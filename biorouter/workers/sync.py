@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from biorouter.errors import BiorouterError
-from biorouter.session import SessionSummary
+from biorouter.serving.session import SessionSummary
 from biorouter.workers.control import ControlEvent, ControlFile, EventKind
 from biorouter.workers.tally import WorkerTally, combine, read_tallies, write_tally
 
 if TYPE_CHECKING:
-    from biorouter.engine import BioRouter
+    from biorouter.serving.engine import BioRouter
 
 __all__ = ["WorkerSync"]
 

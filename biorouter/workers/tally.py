@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from biorouter.session import Counter, SessionSummary
+from biorouter.serving.session import Counter, SessionSummary
 
 __all__ = ["WorkerTally", "combine", "read_tallies", "write_tally"]
 

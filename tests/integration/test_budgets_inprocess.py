@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from biorouter.engine import BioRouter
-from biorouter.profiles import Costs
+from biorouter.routing.profiles import Costs
+from biorouter.serving.engine import BioRouter
 from biorouter.settings import load_settings
 
 from ..conftest import ROOT

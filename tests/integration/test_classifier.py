@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from biorouter.classifier import query_text
+from biorouter.classify.classifier import query_text
 
 from ..conftest import EXTERNAL_EVAL, ROOT, ROUTING_DATA
 
@@ -151,8 +151,8 @@ def test_no_utterance_is_a_near_copy_of_a_held_out_prompt(classifier, path) -> N
     """Utterances copied or paraphrased from a held-out set would inflate its score and nothing else."""
     import numpy as np
 
-    from biorouter.evaluation import read_examples
-    from biorouter.utterances import load_utterances
+    from biorouter.classify.evaluation import read_examples
+    from biorouter.classify.utterances import load_utterances
 
     lines = [line for task in load_utterances(ROOT / "utterances").values() for line in task]
     prompts = [query_text(example.text, 2000) for example in read_examples(path)]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from biorouter.evaluation import read_examples
+from biorouter.classify.evaluation import read_examples
 
 from ..conftest import EXTERNAL_EVAL, ROUTING_DATA
 
@@ -63,8 +63,8 @@ async def test_external_prompts_stay_at_the_93_percent_target(classifier) -> Non
 
 @pytest.mark.skipif(not EXTERNAL_EVAL.is_file(), reason=f"external evaluation set not found at {EXTERNAL_EVAL}")
 async def test_external_check_half_stays_above_the_88_percent_cross_source_target(classifier) -> None:
-    """The sources the utterances were not driven by (biorouter.evaluation.source_half): the honest figure."""
-    from biorouter.evaluation import source_half
+    """The sources the utterances were not driven by (biorouter.classify.evaluation.source_half): the honest figure."""
+    from biorouter.classify.evaluation import source_half
 
     check = [example for example in read_examples(EXTERNAL_EVAL) if source_half(example.source) == "check"]
     predictions = [(e.text, e.label, (await classifier.aclassify(e.text)).task) for e in check]
@@ -77,9 +77,9 @@ async def test_external_check_half_stays_above_the_88_percent_cross_source_targe
 
 async def _routed_tasks(classifier, shipped_settings, profile: str, path: Path) -> list[tuple[str, str | None]]:  # type: ignore[no-untyped-def]
     """(gold, routed task) under a shipped profile, so ``classifier.prefer`` (the safety margin) counts."""
-    from biorouter.decision import Signals
-    from biorouter.engine import BioRouter
-    from biorouter.policy import decide
+    from biorouter.routing.decision import Signals
+    from biorouter.routing.policy import decide
+    from biorouter.serving.engine import BioRouter
 
     engine = BioRouter.from_settings(shipped_settings, profile=profile, classifier=classifier)
     rows = []

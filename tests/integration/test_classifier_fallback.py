@@ -19,14 +19,14 @@ import pytest
 import yaml
 
 from biorouter import metrics
-from biorouter.classifier import TaskClassifier
+from biorouter.classify.classifier import TaskClassifier
+from biorouter.classify.utterances import load_utterances
 from biorouter.cli.main import main
-from biorouter.engine import BioRouter
 from biorouter.errors import ClassifierError
 from biorouter.proxy.admin import status_payload
+from biorouter.serving.engine import BioRouter
 from biorouter.settings import ClassifierSettings, OpenAICompatibleEndpoint, SentenceTransformerModel, load_settings
 from biorouter.testing.standin import StandIn, free_port
-from biorouter.utterances import load_utterances
 
 from ..conftest import ROOT
 

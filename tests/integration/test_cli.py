@@ -94,7 +94,7 @@ def test_eval_reports_metrics_and_writes_predictions_and_plot(tmp_path: Path) ->
 
 
 def test_eval_cross_source_reports_each_source_and_fits_only_on_the_tune_half(tmp_path: Path) -> None:
-    from biorouter.evaluation import source_half
+    from biorouter.classify.evaluation import source_half
 
     # Two made-up repositories, one on each side of the fixed split.
     names = [f"owner/set{i}" for i in range(20)]

@@ -1,6 +1,6 @@
 """``biorouter profiles`` and ``biorouter select`` as a person runs them.
 
-In-process tests replace ``biorouter.resources.detect`` with a hand-built snapshot: it stands in
+In-process tests replace ``biorouter.hardware.resources.detect`` with a hand-built snapshot: it stands in
 for hardware this machine lacks (T4 and H100 GPUs, healthy vLLM servers). The subprocess tests at
 the end run the real detection on this machine, which has no GPU, no SLURM and no cloud key.
 """
@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-import biorouter.resources
+import biorouter.hardware.resources
 from biorouter.cli.main import main
 from biorouter.cli.select import write_profile_setting
 from biorouter.errors import ConfigError
-from biorouter.resources import GPU, EndpointHealth, GPUInfo, HostInfo, Resources
+from biorouter.hardware.resources import GPU, EndpointHealth, GPUInfo, HostInfo, Resources
 from biorouter.settings import load_settings
 
 from ..conftest import ROOT
@@ -70,7 +70,7 @@ def machine(monkeypatch: pytest.MonkeyPatch, home: Path) -> Callable[[Resources]
             return resources
 
         # raising=False: the real detect() may not exist in a checkout where it is still being written
-        monkeypatch.setattr(biorouter.resources, "detect", fake_detect, raising=False)
+        monkeypatch.setattr(biorouter.hardware.resources, "detect", fake_detect, raising=False)
         return timeouts
 
     return use

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from biorouter.cli.main import main
-from biorouter.ledger import RedisLedger, SpendRecord
+from biorouter.costs.ledger import SpendRecord
+from biorouter.costs.ledger_redis import RedisLedger
 from biorouter.testing.redis import RedisServer
 
 pytestmark = pytest.mark.skipif(not RedisServer.available(), reason="needs redis-server on PATH")

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from biorouter.cli.main import main
-from biorouter.profiles import load_profile
+from biorouter.routing.profiles import load_profile
 from biorouter.settings import Settings
 
 from ..conftest import ROOT

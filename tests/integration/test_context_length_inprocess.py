@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from biorouter.engine import BioRouter
 from biorouter.errors import RequestError
+from biorouter.serving.engine import BioRouter
 from biorouter.settings import load_settings
 
 from ..conftest import ROOT

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from biorouter.cli.main import main
-from biorouter.profiles import Profile, load_profiles
-from biorouter.resources import Resources, adetect, detect
-from biorouter.selection import select_profile
+from biorouter.hardware.resources import Resources, adetect, detect
+from biorouter.hardware.selection import select_profile
+from biorouter.routing.profiles import Profile, load_profiles
 from biorouter.settings import Settings, load_settings
 from biorouter.testing.hardware import FakeGPU, FakeSlurm, NvidiaSmiMode, fake_path, write_fake_tools
 from biorouter.testing.standin import StandInFleet, free_port

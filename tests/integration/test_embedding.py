@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from biorouter.classifier import TaskClassifier
-from biorouter.embedding import DocumentCache, Embedder, QueryCache
-from biorouter.encoders import TextEncoder, packaged_minilm_path
-from biorouter.onnx_encoder import clip_tokens
+from biorouter.classify.classifier import TaskClassifier
+from biorouter.classify.embedding import DocumentCache, Embedder, QueryCache
+from biorouter.classify.encoders import TextEncoder, packaged_minilm_path
+from biorouter.classify.onnx_encoder import clip_tokens
 from biorouter.settings import ClassifierSettings, Settings
 
 
@@ -57,7 +57,7 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def onnx_fp32(shipped_settings: Settings) -> TextEncoder:
-    from biorouter.onnx_encoder import OnnxTextEncoder
+    from biorouter.classify.onnx_encoder import OnnxTextEncoder
 
     settings = ClassifierSettings()
     return OnnxTextEncoder(
@@ -71,7 +71,7 @@ def onnx_fp32(shipped_settings: Settings) -> TextEncoder:
 
 
 def test_onnx_vectors_match_pytorch(onnx_fp32: TextEncoder) -> None:
-    from biorouter.encoders import SentenceTransformerEncoder
+    from biorouter.classify.encoders import SentenceTransformerEncoder
 
     torch = SentenceTransformerEncoder(packaged_minilm_path(), None)
     similarity = np.sum(onnx_fp32.encode_documents(TEXTS) * torch.encode_documents(TEXTS), axis=1)
@@ -87,8 +87,8 @@ def test_the_default_int8_model_stays_close_to_fp32(classifier: TaskClassifier, 
 
 
 def test_a_folder_that_is_not_a_model_fails_export_with_a_clear_error(tmp_path: Path) -> None:
+    from biorouter.classify.onnx_export import ensure_exported
     from biorouter.errors import ClassifierError
-    from biorouter.onnx_export import ensure_exported
 
     model = tmp_path / "not-a-model"
     model.mkdir()
@@ -98,7 +98,7 @@ def test_a_folder_that_is_not_a_model_fails_export_with_a_clear_error(tmp_path: 
 
 
 def test_onnx_runtime_needs_a_local_folder(tmp_path: Path) -> None:
-    from biorouter.encoders import build_text_encoder
+    from biorouter.classify.encoders import build_text_encoder
     from biorouter.errors import ClassifierError
     from biorouter.settings import SentenceTransformerModel
 

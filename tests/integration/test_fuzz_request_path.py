@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from biorouter.adapter import litellm_arguments, requested_max_tokens, task_hint
-from biorouter.decision import Decision
-from biorouter.engine import BioRouter
 from biorouter.errors import BiorouterError, RequestError
-from biorouter.request_view import check_request, view_request
+from biorouter.governance.request_view import check_request, view_request
+from biorouter.routing.decision import Decision
+from biorouter.serving.adapter import litellm_arguments, requested_max_tokens, task_hint
+from biorouter.serving.engine import BioRouter
 from biorouter.settings import load_settings
 
 from ..conftest import ROOT

@@ -19,14 +19,14 @@ import pytest
 import yaml
 from litellm.router_utils.cooldown_handlers import async_get_cooldown_deployments
 
-from biorouter.adapter import litellm_arguments
-from biorouter.audit import AuditLog, read_records
-from biorouter.catalogue import Catalogue
 from biorouter.cli.main import main as cli
-from biorouter.engine import BioRouter
 from biorouter.errors import KeptLocalError
-from biorouter.guard import ensure_guard_registered
-from biorouter.profiles import Behaviour
+from biorouter.governance.guard import ensure_guard_registered
+from biorouter.routing.catalogue import Catalogue
+from biorouter.routing.profiles import Behaviour
+from biorouter.serving.adapter import litellm_arguments
+from biorouter.serving.audit import AuditLog, read_records
+from biorouter.serving.engine import BioRouter
 from biorouter.settings import load_settings
 
 from ..conftest import ROOT

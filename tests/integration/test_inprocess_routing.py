@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from biorouter.engine import BioRouter
 from biorouter.errors import KeptLocalError, RequestError
+from biorouter.serving.engine import BioRouter
 from biorouter.settings import load_settings
 
 from ..conftest import ROOT
@@ -139,7 +139,7 @@ async def test_broken_encoder_without_fallback_routes_to_the_default_group_and_s
 
 async def test_module_level_acompletion_uses_biorouter_yaml(dev_stack, clean_standins, monkeypatch, classifier) -> None:
     import biorouter
-    from biorouter import engine as engine_module
+    from biorouter.serving import engine as engine_module
 
     monkeypatch.setenv("BIOROUTER_LITELLM_CONFIG", str(dev_stack.config_path))
     engine_module.reset_default_router()

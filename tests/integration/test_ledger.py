@@ -21,18 +21,18 @@ from typing import Literal
 
 import pytest
 
-from biorouter.ledger import (
+from biorouter.costs.ledger import (
     BudgetScope,
     Denial,
     Ledger,
     MemoryLedger,
-    RedisLedger,
     Reservation,
     ScopeUsage,
     SpendRecord,
     format_usd,
-    ledger_from_url,
 )
+from biorouter.costs.ledger_redis import RedisLedger
+from biorouter.costs.ledger_url import ledger_from_url
 from biorouter.testing.redis import RedisServer
 from biorouter.testing.standin import free_port
 
@@ -261,7 +261,8 @@ async def test_fifty_concurrent_requests_near_a_limit_never_overspend_it(ledger:
 _OTHER_PROCESS = """
 import asyncio, json, sys
 from datetime import datetime
-from biorouter.ledger import BudgetScope, Denial, RedisLedger, SpendRecord
+from biorouter.costs.ledger import BudgetScope, Denial, SpendRecord
+from biorouter.costs.ledger_redis import RedisLedger
 
 async def main(url, prefix, amount, now):
     async with RedisLedger(url, prefix=prefix) as ledger:
@@ -442,7 +443,7 @@ def test_denial_message_names_the_period_scope_limit_and_amounts() -> None:
 
 def test_importing_the_ledger_imports_no_redis_client(tmp_path: Path) -> None:
     code = (
-        "import sys, json, biorouter.ledger as ledger\n"
+        "import sys, json, biorouter.costs.ledger as ledger\n"
         "missing = [n for n in ledger.__all__ if n != 'RedisLedger' and not hasattr(ledger, n)]\n"
         "print(json.dumps({'redis': 'redis' in sys.modules, 'missing': missing}))"
     )

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
-from biorouter.engine import BioRouter
+from biorouter.serving.engine import BioRouter
+from biorouter.serving.validate import validate_all
 from biorouter.settings import load_settings
 from biorouter.testing import StandInFleet
-from biorouter.validate import validate_all
 
 from ..conftest import ROOT
 

@@ -18,8 +18,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from biorouter import metrics
-from biorouter.engine import BioRouter
 from biorouter.errors import KeptLocalError
+from biorouter.serving.engine import BioRouter
 from biorouter.settings import MetricsSettings, Settings, load_settings
 from biorouter.testing.standin import free_port
 

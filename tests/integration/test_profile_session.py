@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from biorouter.engine import BioRouter
 from biorouter.errors import ConfigError
+from biorouter.serving.engine import BioRouter
 from biorouter.settings import load_settings
 from biorouter.testing.hardware import fake_path, write_fake_tools
 

@@ -21,10 +21,10 @@ import pytest
 import yaml
 
 from biorouter import metrics
-from biorouter.classifier import Classification, TaskClassifier
-from biorouter.engine import BioRouter
+from biorouter.classify.classifier import Classification, TaskClassifier
 from biorouter.errors import ConfigError
-from biorouter.reload import RoutingState, install_sighup
+from biorouter.serving.engine import BioRouter
+from biorouter.serving.reload import RoutingState, install_sighup
 from biorouter.settings import load_settings
 from biorouter.testing.standin import free_port
 
@@ -153,7 +153,7 @@ async def test_an_invalid_edit_is_rejected_and_the_last_good_configuration_serve
 
 
 async def test_the_same_errors_as_biorouter_validate(engine: BioRouter, home: Path) -> None:
-    from biorouter.validate import validate_all
+    from biorouter.serving.validate import validate_all
 
     INVALID_EDITS["unknown group"][0](home)
     with pytest.raises(ConfigError) as raised:
@@ -214,7 +214,7 @@ async def test_a_request_decides_with_the_snapshot_it_started_with(engine: BioRo
 
 
 async def test_concurrent_reloads_run_one_at_a_time(engine: BioRouter, monkeypatch: pytest.MonkeyPatch) -> None:
-    import biorouter.engine as engine_module
+    import biorouter.serving.engine as engine_module
 
     inside, most = 0, 0
     lock = threading.Lock()
@@ -297,7 +297,7 @@ async def test_an_unreachable_ledger_is_visible_in_the_decision(
 
 def _standin_overlay(folder: Path, profile: str = "development") -> Path:
     """The demo's deployment list: ``profile``'s groups only, as ``serve --dev`` writes it."""
-    from biorouter.profiles import load_profile
+    from biorouter.routing.profiles import load_profile
     from biorouter.testing.devstack import standin_config
 
     groups = load_profile(ROOT / "profiles" / f"{profile}.yaml").groups()

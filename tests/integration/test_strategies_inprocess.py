@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from biorouter.engine import BioRouter
 from biorouter.errors import KeptLocalError, RequestError
-from biorouter.orchestrate import StrategyFailed
+from biorouter.serving.engine import BioRouter
+from biorouter.serving.orchestrate import StrategyFailed
 from biorouter.settings import load_settings
 
 from ..conftest import ROOT

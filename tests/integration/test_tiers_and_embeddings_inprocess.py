@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from biorouter.engine import BioRouter
 from biorouter.errors import KeptLocalError, RequestError
+from biorouter.serving.engine import BioRouter
 from biorouter.settings import load_settings
 
 from ..conftest import ROOT

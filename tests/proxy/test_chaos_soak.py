@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from biorouter.profiles import load_profile
+from biorouter.routing.profiles import load_profile
 from biorouter.testing.chaos import PROMPTS, SENSITIVE_TEXT, ChaosDriver, Incident, route_chains, soak
 
 from ..conftest import ROOT

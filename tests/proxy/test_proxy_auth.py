@@ -84,8 +84,8 @@ def admin_app(classifier: Any) -> Any:
     from litellm.proxy._types import LitellmUserRoles, UserAPIKeyAuth
     from litellm.proxy.auth.user_api_key_auth import user_api_key_auth
 
-    from biorouter.engine import BioRouter
     from biorouter.proxy.admin import register_routes
+    from biorouter.serving.engine import BioRouter
     from biorouter.settings import load_settings
 
     from ..conftest import ROOT

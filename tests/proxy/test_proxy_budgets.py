@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from biorouter.ledger import RedisLedger
+from biorouter.costs.ledger_redis import RedisLedger
 from biorouter.testing.devstack import ProxyProcess
 from biorouter.testing.redis import RedisServer
 

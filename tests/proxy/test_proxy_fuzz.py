@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from biorouter.errors import RequestError
-from biorouter.request_view import view_request
+from biorouter.governance.request_view import view_request
 
 from ..request_strategies import request_bodies
 

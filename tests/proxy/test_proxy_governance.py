@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from biorouter.audit import AuditRecord, read_records
+from biorouter.serving.audit import AuditRecord, read_records
 
 from ..governance_cases import CLOUD, FAULTS, LOCAL_GROUPS, ORDINARY, REQUEST_TIMEOUT_S, SENSITIVE, fail_locals
 

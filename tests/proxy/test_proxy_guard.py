@@ -1,7 +1,7 @@
 """The guard alone in a real ``litellm`` proxy: the second wall, with no biorouter routing in front.
 
 In the main proxy ``decide()`` never offers a cloud group to a local-only request, so the guard
-has nothing to drop there. This proxy runs only ``biorouter.guard.proxy_guard`` over a group that
+has nothing to drop there. This proxy runs only ``biorouter.governance.guard.proxy_guard`` over a group that
 mixes a local deployment with a cloud one (the ``deepseek-v3`` stand-in): LiteLLM load-balances
 between them, and only the guard stands between identifiers and the cloud.
 """
@@ -35,7 +35,7 @@ def guard_proxy(dev_stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
     [cloud] = [d for d in config["model_list"] if d["model_name"] == CLOUD]
     config["model_list"] = [local, cloud_twin, cloud]
     config["router_settings"] = {"routing_strategy": "simple-shuffle", "num_retries": 0}
-    config["litellm_settings"] = {"callbacks": "biorouter.guard.proxy_guard"}
+    config["litellm_settings"] = {"callbacks": "biorouter.governance.guard.proxy_guard"}
     run_dir = tmp_path_factory.mktemp("guard-proxy")
     path = run_dir / "guard-only.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -15,7 +15,7 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from biorouter.request_view import view_request
+from biorouter.governance.request_view import view_request
 
 from .conftest import ask
 

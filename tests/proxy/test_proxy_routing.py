@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from biorouter.engine import BioRouter
+from biorouter.serving.engine import BioRouter
 from biorouter.settings import load_settings
 
 from ..conftest import ROOT

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from biorouter.audit import read_records
+from biorouter.serving.audit import read_records
 
 from ..governance_cases import CLOUD
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from biorouter.audit import AuditLog, AuditRecord, parse_since, read_records, summarise
 from biorouter.cli.main import main
-from biorouter.decision import Decision
+from biorouter.routing.decision import Decision
+from biorouter.serving.audit import AuditLog, AuditRecord, parse_since, read_records, summarise
 
 MRN_RULE = "content:medical_record_number"
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from biorouter.adapter import litellm_arguments
-from biorouter.decision import BudgetView, Signals
 from biorouter.errors import RoutingError
-from biorouter.policy import decide
-from biorouter.profiles import Costs, Profile, Route
+from biorouter.routing.decision import BudgetView, Signals
+from biorouter.routing.policy import decide
+from biorouter.routing.profiles import Costs, Profile, Route
+from biorouter.serving.adapter import litellm_arguments
 
 from .test_policy import CATALOGUE, make_profile
 
@@ -106,8 +106,8 @@ async def test_the_budget_warning_is_logged_once_when_spend_crosses_warn_at(capl
     import logging
     from datetime import UTC, datetime
 
-    from biorouter.budget import BudgetKeeper
-    from biorouter.ledger import MemoryLedger, SpendRecord
+    from biorouter.costs.budget import BudgetKeeper
+    from biorouter.costs.ledger import MemoryLedger, SpendRecord
 
     ledger = MemoryLedger()
     keeper = BudgetKeeper(ledger, [], CATALOGUE)

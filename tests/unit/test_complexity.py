@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from biorouter.complexity import (
+from biorouter.routing.complexity import (
     ComplexityConfig,
     ComplexityEstimate,
     TierExamples,
@@ -14,10 +14,10 @@ from biorouter.complexity import (
     estimate_complexity,
     read_tier_examples,
 )
-from biorouter.decision import Signals
-from biorouter.policy import decide
-from biorouter.profiles import Route, TierRoute
-from biorouter.validate import check_profile
+from biorouter.routing.decision import Signals
+from biorouter.routing.policy import decide
+from biorouter.routing.profiles import Route, TierRoute
+from biorouter.serving.validate import check_profile
 
 from .test_policy import CATALOGUE, make_profile
 
@@ -195,8 +195,8 @@ def test_an_unknown_tier_name_is_a_shape_error() -> None:
 
 
 def test_only_requests_that_may_take_a_tiered_route_are_estimated() -> None:
-    from biorouter.engine import _may_take_a_tiered_route
-    from biorouter.profiles import ClassifierPolicy
+    from biorouter.routing.profiles import ClassifierPolicy
+    from biorouter.serving.engine import _may_take_a_tiered_route
 
     bio = Signals(requested_model="auto", task="biomedical", confidence=0.9, scores={"biomedical": 0.9})
     code = bio.model_copy(update={"task": "code_generation", "scores": {"code_generation": 0.9}})

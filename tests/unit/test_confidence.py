@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from biorouter.decision import Signals
+from biorouter.classify.tuning import Scored, propose_margin, propose_thresholds, write_thresholds
 from biorouter.errors import ConfigError
-from biorouter.policy import decide
-from biorouter.profiles import ClassifierPolicy, Route, load_profile
-from biorouter.tuning import Scored, propose_margin, propose_thresholds, write_thresholds
+from biorouter.routing.decision import Signals
+from biorouter.routing.policy import decide
+from biorouter.routing.profiles import ClassifierPolicy, Route, load_profile
 
 from ..conftest import ROOT
 from .test_policy import CATALOGUE, make_profile

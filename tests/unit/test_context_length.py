@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from biorouter.catalogue import Catalogue, Group
-from biorouter.decision import Signals
 from biorouter.errors import KeptLocalError, RequestError
-from biorouter.policy import decide
-from biorouter.profiles import Behaviour, ClassifierPolicy, Profile, Route
+from biorouter.routing.catalogue import Catalogue, Group
+from biorouter.routing.decision import Signals
+from biorouter.routing.policy import decide
+from biorouter.routing.profiles import Behaviour, ClassifierPolicy, Profile, Route
 
 
 def group(name: str, window: int | None, locality: str = "local") -> Group:

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from biorouter.errors import BiorouterError, ConfigError
-from biorouter.evaluation import (
+from biorouter.classify.evaluation import (
     NO_SOURCE,
     NONE_LABEL,
     EvalExample,
@@ -26,6 +25,7 @@ from biorouter.evaluation import (
     source_unit,
     write_predictions,
 )
+from biorouter.errors import BiorouterError, ConfigError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -22,8 +22,8 @@ from biorouter import metrics
 from biorouter.governance import people
 from biorouter.governance.identifiers import iban_valid, luhn_valid
 from biorouter.governance.records import record_rules
-from biorouter.profiles import Governance
-from biorouter.sensitivity import UNAVAILABLE, SensitivityDetector
+from biorouter.governance.sensitivity import UNAVAILABLE, SensitivityDetector
+from biorouter.routing.profiles import Governance
 
 from ..conftest import ROOT
 

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from biorouter.adapter import litellm_arguments, task_hint
-from biorouter.decision import Decision, Signals
 from biorouter.errors import KeptLocalError, RequestError
-from biorouter.policy import decide
-from biorouter.profiles import Behaviour, Governance, Profile, Route
+from biorouter.routing.decision import Decision, Signals
+from biorouter.routing.policy import decide
+from biorouter.routing.profiles import Behaviour, Governance, Profile, Route
+from biorouter.serving.adapter import litellm_arguments, task_hint
 
 from .test_policy import CATALOGUE, make_profile
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from biorouter.guard import LocalOnlyGuard
+from biorouter.governance.guard import LocalOnlyGuard
 
 SENSITIVE = "Summarise the last visit of MRN: 00482913"
 

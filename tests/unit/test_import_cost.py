@@ -59,9 +59,9 @@ def test_public_name_resolves_to_its_defining_object(name: str) -> None:
 
 
 def test_lazy_names_are_the_same_objects_as_in_their_modules() -> None:
-    from biorouter.decision import Decision
     from biorouter.errors import BiorouterError, ConfigError
-    from biorouter.policy import decide
+    from biorouter.routing.decision import Decision
+    from biorouter.routing.policy import decide
 
     assert biorouter.decide is decide
     assert biorouter.Decision is Decision
@@ -82,7 +82,7 @@ def test_version_matches_the_installed_distribution() -> None:
 def test_building_a_detector_does_not_load_the_ner_model(tmp_path: Path) -> None:
     code = (
         "import sys, json\n"
-        "from biorouter.profiles import Governance\n"
+        "from biorouter.routing.profiles import Governance\n"
         "Governance().detector().scan(['write a python function that reverses a list'])\n"
         "print(json.dumps([m for m in ('spacy', 'thinc') if m in sys.modules]))"
     )

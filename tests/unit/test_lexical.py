@@ -7,9 +7,9 @@ import time
 import numpy as np
 import pytest
 
-from biorouter.lexical import LexicalClassifier, features
-from biorouter.softmax import fit_softmax
-from biorouter.utterances import load_utterances
+from biorouter.classify.lexical import LexicalClassifier, features
+from biorouter.classify.softmax import fit_softmax
+from biorouter.classify.utterances import load_utterances
 
 from ..conftest import ROOT
 

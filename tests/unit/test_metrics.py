@@ -11,15 +11,16 @@ import httpx
 import prometheus_client
 import pytest
 
-from biorouter import decision_log, metrics
-from biorouter.catalogue import Catalogue, Group
-from biorouter.decision import Decision, Signals
+from biorouter import metrics
+from biorouter.costs.ledger import BudgetScope, ScopeUsage
 from biorouter.errors import ConfigError
-from biorouter.ledger import BudgetScope, ScopeUsage
-from biorouter.policy import decide
-from biorouter.profiles import ClassifierPolicy, Profile, Route
-from biorouter.request_view import view_request
-from biorouter.sensitivity import SensitivityDetector
+from biorouter.governance.request_view import view_request
+from biorouter.governance.sensitivity import SensitivityDetector
+from biorouter.routing.catalogue import Catalogue, Group
+from biorouter.routing.decision import Decision, Signals
+from biorouter.routing.policy import decide
+from biorouter.routing.profiles import ClassifierPolicy, Profile, Route
+from biorouter.serving import decision_log
 from biorouter.settings import MetricsSettings
 from biorouter.testing.standin import free_port
 

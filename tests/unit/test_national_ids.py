@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from biorouter.governance.national_ids import SCHEMES, valid
-from biorouter.sensitivity import SensitivityDetector
+from biorouter.governance.sensitivity import SensitivityDetector
 
 GENERATED = {
     "cn_resident_id": "33014319800401445X",

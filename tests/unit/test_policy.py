@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from biorouter.adapter import METADATA_KEY, litellm_arguments
-from biorouter.catalogue import Catalogue, Group
-from biorouter.decision import Decision, Signals
 from biorouter.errors import KeptLocalError, RequestError, RoutingError
-from biorouter.policy import decide
-from biorouter.profiles import Behaviour, ClassifierPolicy, Profile, Route
-from biorouter.request_view import view_request
+from biorouter.governance.request_view import view_request
+from biorouter.routing.catalogue import Catalogue, Group
+from biorouter.routing.decision import Decision, Signals
+from biorouter.routing.policy import decide
+from biorouter.routing.profiles import Behaviour, ClassifierPolicy, Profile, Route
+from biorouter.serving.adapter import METADATA_KEY, litellm_arguments
 
 MIN_CONFIDENCE = 0.5
 
@@ -282,7 +282,7 @@ def test_decide_does_not_change_its_inputs() -> None:
 
 def test_policy_module_imports_no_litellm() -> None:
     result = subprocess.run(
-        [sys.executable, "-c", "import biorouter.policy, sys; print('litellm' in sys.modules)"],
+        [sys.executable, "-c", "import biorouter.routing.policy, sys; print('litellm' in sys.modules)"],
         capture_output=True,
         text=True,
         check=True,

@@ -11,7 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from biorouter.errors import ConfigError, Problem
-from biorouter.profiles import Profile, load_profile, load_profiles
+from biorouter.routing.profiles import Profile, load_profile, load_profiles
 from biorouter.settings import find_home, load_settings
 
 MINIMAL = """\

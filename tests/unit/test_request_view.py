@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from biorouter.errors import RequestError
-from biorouter.request_view import view_request
+from biorouter.governance.request_view import view_request
 
 IMAGE = {"type": "image_url", "image_url": {"url": "https://example.org/gel-electrophoresis.png"}}
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from biorouter.evaluation import read_examples
-from biorouter.utterances import load_utterances
+from biorouter.classify.evaluation import read_examples
+from biorouter.classify.utterances import load_utterances
 
 from ..conftest import ROOT, ROUTING_DATA
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 
 from biorouter.errors import ConfigError, SelectionError
-from biorouter.profiles import HardwareNeeds, Profile, Route, load_profiles
-from biorouter.resources import GPU, EndpointHealth, GPUInfo, HostInfo, Resources, SlurmInfo
-from biorouter.selection import AUTO_PROFILE, matches, select_profile
+from biorouter.hardware.resources import GPU, EndpointHealth, GPUInfo, HostInfo, Resources, SlurmInfo
+from biorouter.hardware.selection import AUTO_PROFILE, matches, select_profile
+from biorouter.routing.profiles import HardwareNeeds, Profile, Route, load_profiles
 
 from ..conftest import ROOT
 

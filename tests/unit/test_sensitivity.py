@@ -20,9 +20,8 @@ import pytest
 import regex
 from pydantic import ValidationError
 
-from biorouter.profiles import Governance, Profile, SensitivePattern
-from biorouter.request_view import view_request
-from biorouter.sensitivity import (
+from biorouter.governance.request_view import view_request
+from biorouter.governance.sensitivity import (
     BUILTIN_RULE_NAMES,
     BUILTIN_RULES,
     LAYER_RULE_NAMES,
@@ -30,6 +29,7 @@ from biorouter.sensitivity import (
     SensitivityDetector,
     compile_pattern,
 )
+from biorouter.routing.profiles import Governance, Profile, SensitivePattern
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "sensitivity"
 
@@ -363,7 +363,7 @@ def test_conversation_without_identifiers_is_clean(detector: SensitivityDetector
 
 @pytest.mark.parametrize("name", ["development", "t4_hybrid", "h100_local", "l4_t4_combined", "cloud_only"])
 def test_every_shipped_profile_carries_the_lab_pattern_these_corpora_assume(name: str) -> None:
-    from biorouter.profiles import load_profile
+    from biorouter.routing.profiles import load_profile
 
     profile = load_profile(DATA.parents[2] / "profiles" / f"{name}.yaml")
     patterns = {(p.name, p.regex, p.ignore_case) for p in profile.governance.sensitive_patterns}

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from biorouter.session import Session, response_cost
+from biorouter.serving.session import Session, response_cost
 
 
 def test_requests_are_counted_per_task_and_group_with_cost() -> None:

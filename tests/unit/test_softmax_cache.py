@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from biorouter.lexical import LexicalClassifier
-from biorouter.softmax import cached
+from biorouter.classify.lexical import LexicalClassifier
+from biorouter.classify.softmax import cached
 
 UTTERANCES = {
     "code_generation": ["write a python function that parses fasta", "generate a snakemake rule for bwa"],

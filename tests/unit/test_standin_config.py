@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from biorouter.catalogue import parse_model_list
-from biorouter.costs import group_prices
+from biorouter.costs.prices import group_prices
+from biorouter.routing.catalogue import parse_model_list
 from biorouter.testing.devstack import standin_config
 
 from ..conftest import ROOT

@@ -8,14 +8,15 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from biorouter.budget import BudgetKeeper
-from biorouter.decision import BudgetView, Signals
+from biorouter.costs.budget import BudgetKeeper
+from biorouter.costs.ledger import BudgetScope, MemoryLedger
 from biorouter.errors import ConfigError, RequestError
-from biorouter.ledger import BudgetScope, MemoryLedger
-from biorouter.policy import decide
-from biorouter.profiles import Costs, Profile, Route, load_profile
-from biorouter.strategies import StrategyPolicy, StrategySpec, requested_strategy, with_strategy_signals
-from biorouter.validate import strategy_problems
+from biorouter.routing.decision import BudgetView, Signals
+from biorouter.routing.plans import StrategyPolicy, StrategySpec
+from biorouter.routing.policy import decide
+from biorouter.routing.profiles import Costs, Profile, Route, load_profile
+from biorouter.routing.strategies import requested_strategy, with_strategy_signals
+from biorouter.serving.validate import strategy_problems
 
 from .test_policy import CATALOGUE, make_profile
 
@@ -296,7 +297,7 @@ def test_the_shipped_development_profile_shows_an_ensemble_and_a_cascade() -> No
 def test_the_strategy_pseudo_group_is_no_group_of_the_catalogue_but_survives_the_standin_overlay() -> None:
     import yaml
 
-    from biorouter.catalogue import Catalogue, load_litellm_config, parse_model_list
+    from biorouter.routing.catalogue import Catalogue, load_litellm_config, parse_model_list
     from biorouter.testing.devstack import standin_config
 
     from ..conftest import ROOT

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from biorouter.answer_checks import failed_check, normalise, parse_judge_pick, vote, wants_json
-from biorouter.orchestrate import StrategyFailed, answer_text, run_plan
-from biorouter.strategies import StrategyPlan
+from biorouter.routing.answer_checks import failed_check, normalise, parse_judge_pick, vote, wants_json
+from biorouter.routing.plans import StrategyPlan
+from biorouter.serving.orchestrate import StrategyFailed, answer_text, run_plan
 
 ALL_CHECKS = ("empty", "refusal", "invalid_json", "low_confidence")
 

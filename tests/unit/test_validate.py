@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from biorouter.catalogue import Catalogue, load_litellm_config
+from biorouter.classify.utterances import MIN_UTTERANCES, utterance_problems
 from biorouter.errors import ConfigError, Problem
-from biorouter.profiles import load_profile
+from biorouter.routing.catalogue import Catalogue, load_litellm_config
+from biorouter.routing.profiles import load_profile
+from biorouter.serving.validate import ValidationReport, check_profile, validate_all
 from biorouter.settings import Settings, load_settings
-from biorouter.utterances import MIN_UTTERANCES, utterance_problems
-from biorouter.validate import ValidationReport, check_profile, validate_all
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_PROFILES = sorted((REPO / "profiles").glob("*.yaml"))

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from biorouter.audit import AuditLog, AuditRecord, read_records
 from biorouter.errors import ConfigError
-from biorouter.session import Session
+from biorouter.serving.audit import AuditLog, AuditRecord, read_records
+from biorouter.serving.session import Session
 from biorouter.settings import Settings
 from biorouter.workers.control import ControlFile
 from biorouter.workers.launch import num_workers_in

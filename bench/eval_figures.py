@@ -24,6 +24,7 @@ SETS = {
     "own": (ROOT / "tests/data/routing/own_holdout.jsonl", "tests/data/routing/own_holdout.jsonl"),
     "boundary": (ROOT / "tests/data/routing/boundary_holdout.jsonl", "tests/data/routing/boundary_holdout.jsonl"),
     "midlength": (ROOT / "tests/data/routing/midlength_holdout.jsonl", "tests/data/routing/midlength_holdout.jsonl"),
+    "bioinfo": (ROOT / "tests/data/routing/bioinfo_holdout.jsonl", "tests/data/routing/bioinfo_holdout.jsonl"),
 }
 
 

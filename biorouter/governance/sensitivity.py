@@ -36,6 +36,7 @@ import regex
 
 from biorouter import metrics
 from biorouter.governance import people, records
+from biorouter.governance.cue_index import CueIndex
 from biorouter.governance.identifiers import IDENTIFIER_RULES, Match
 from biorouter.governance.national_ids import NATIONAL_ID_RULES
 
@@ -180,15 +181,21 @@ class SensitivityRule:
     # cannot match, and skipping the regex there saves most of the scan of long pasted code.
     needs: tuple[str, ...] = ()
 
-    def fires(self, text: str, lowered: str | None = None) -> bool:
+    def fires(self, text: str, lowered: str | None = None, cues: frozenset[str] | None = None) -> bool:
         """Whether the rule matches; a pattern that runs out of time counts as a match.
 
-        ``lowered`` is ``text.casefold()`` (the folding ``(?i)`` uses), computed once per text by the caller.
+        ``lowered`` is ``text.casefold()`` (the folding ``(?i)`` uses), computed once per text by the caller;
+        ``cues``, when given, are the ``needs`` words the text holds
+        (:class:`~biorouter.governance.cue_index.CueIndex`).
         """
         if self.needs:
-            folded = text.casefold() if lowered is None else lowered
-            if not any(word in folded for word in self.needs):
-                return False
+            if cues is not None:
+                if not any(word in cues for word in self.needs):
+                    return False
+            else:
+                folded = text.casefold() if lowered is None else lowered
+                if not any(word in folded for word in self.needs):
+                    return False
         try:
             # concurrent: the GIL is released while matching, so the proxy's loop runs meanwhile
             if isinstance(self.pattern, re.Pattern):  # a built-in rule on the faster stdlib engine
@@ -537,6 +544,7 @@ class SensitivityDetector:
         record_cues: int = records.DEFAULT_RECORD_CUES,
     ) -> None:
         self.rules = tuple(rules)
+        self._cue_words = CueIndex(word for rule in self.rules for word in rule.needs)
         self.clinical_notes = clinical_notes
         self.lab_results = lab_results
         self.people = people
@@ -571,10 +579,11 @@ class SensitivityDetector:
         fired: list[str] = []
         chunks = [(t, t.casefold()) for t in texts if t]
         try:
+            cues = [self._cue_words.present(lowered) for _, lowered in chunks]  # one pass per text for every rule
             for rule in self.rules:
                 if rule.name in fired:
                     continue
-                if any(rule.fires(chunk, lowered) for chunk, lowered in chunks):
+                if any(rule.fires(chunk, lowered, found) for (chunk, lowered), found in zip(chunks, cues, strict=True)):
                     fired.append(rule.name)
         except Exception as e:  # a broken rule must not let the request through unscanned
             self._unavailable(fired, "identifiers", e)

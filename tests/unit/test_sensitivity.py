@@ -439,6 +439,28 @@ def test_prefilter_words_never_hide_a_match() -> None:
     assert checked >= 5  # the cases above really exercise the rules that have a prefilter
 
 
+def test_the_cue_index_finds_exactly_the_words_a_substring_test_finds() -> None:
+    """One pass over the text must see every cue word the per-rule ``in`` tests saw: overlapping ones,
+    words that are prefixes of others ("pass" in "passport"), words inside longer words."""
+    from biorouter.governance.cue_index import CueIndex
+
+    words = sorted({word for rule in BUILTIN_RULES for word in rule.needs})
+    index = CueIndex(words)
+    texts = [case["text"] for _, case in load_cases("dev.jsonl")] + PREFILTER_CASES
+    texts += ["passport no. and dob", "mrnmrn", "the patient's passportnumber", "cc#cc no", "d.o.b.y/o"]
+    seen = 0
+    for text in texts:
+        folded = text.casefold()
+        expected = frozenset(word for word in words if word in folded)
+        assert index.present(folded) == expected, text[:80]
+        seen += len(expected)
+    assert seen >= 20  # the texts really hold cue words
+
+    tiny = CueIndex(["ab", "abc", "bcd", "c"])
+    assert tiny.present("xabcdx") == {"ab", "abc", "bcd", "c"}  # overlapping, nested and prefix words
+    assert CueIndex([]).present("anything") == frozenset()
+
+
 @pytest.mark.parametrize(
     ("text", "fires"),
     [

@@ -2,7 +2,8 @@
 
 Runs ``biorouter eval --json`` (the configured classifier, then ``--classifier lexical``) over the
 external labelled prompts (``../shared/eval/routing_dev.jsonl``, read in place, never copied; left
-out when absent) and the project's held-out sets in ``tests/data/routing/``, and records accuracy,
+out when absent), the project's held-out sets in ``tests/data/routing/`` and the pasted-then-asked
+set built from them (``bench/pasted_set.py``), and records accuracy,
 macro-F1 and group accuracy for each. About two to four minutes on 2 cores.
 
     .venv/bin/python bench/eval_figures.py
@@ -14,10 +15,12 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from common import EVAL_DATA, ROOT
 from figures import Figure, record
+from pasted_set import write_pasted_set
 
 SETS = {
     "external": (EVAL_DATA, "../shared/eval/routing_dev.jsonl (external, 257 prompts)"),
@@ -25,6 +28,11 @@ SETS = {
     "boundary": (ROOT / "tests/data/routing/boundary_holdout.jsonl", "tests/data/routing/boundary_holdout.jsonl"),
     "midlength": (ROOT / "tests/data/routing/midlength_holdout.jsonl", "tests/data/routing/midlength_holdout.jsonl"),
     "bioinfo": (ROOT / "tests/data/routing/bioinfo_holdout.jsonl", "tests/data/routing/bioinfo_holdout.jsonl"),
+    # built on the fly by bench/pasted_set.py into a temporary file (main() fills the path in)
+    "pasted": (
+        Path("pasted.jsonl"),
+        "own, boundary and safety held-out asks after 20-80 pasted lines (bench/pasted_set.py)",
+    ),
 }
 
 
@@ -40,7 +48,10 @@ def evaluate(data: Path, classifier: str | None) -> dict[str, float]:
 
 def main() -> None:
     figures: dict[str, Figure] = {}
-    for name, (path, data) in SETS.items():
+    scratch = Path(tempfile.mkdtemp(prefix="biorouter-pasted-"))
+    count = write_pasted_set(scratch / "pasted.jsonl")
+    sets = {**SETS, "pasted": (scratch / "pasted.jsonl", f"{SETS['pasted'][1]}, {count} prompts")}
+    for name, (path, data) in sets.items():
         if not path.exists():
             print(f"{path}: not found, {name} figures left as they were")
             continue

@@ -98,14 +98,23 @@ class ClassifierSettings(_Strict):
         default=2000, ge=100, le=100_000, description="longer request text is cut to its first quarter and its end"
     )
     max_query_tokens: int = Field(
-        default=96,
+        default=64,
         ge=16,
         le=8192,
-        description="ONNX runtime: request text is cut to this many tokens (each costs encoder time; 96 kept "
-        "accuracy within a point of 256 and the decision p99 under 15 ms)",
+        description="ONNX runtime: request text is cut to this many tokens, after pastes are folded (each costs "
+        "encoder time; 64 measured as accurate as 96 on every labelled set, docs/measured.md)",
     )
     query_head_tokens: int = Field(
-        default=64, ge=0, le=8192, description="of those, how many come from the start; the rest from the end"
+        default=48,
+        ge=0,
+        le=8192,
+        description="of those, how many come from the start; the rest from the end (below 48 the external "
+        "set's ask-first questions lost 3 points)",
+    )
+    fold_pasted: bool = Field(
+        default=True,
+        description="in a long request, runs of pasted code, table rows and log lines are read as their first "
+        "line, so the question around them decides the task (biorouter.classify.ask)",
     )
     query_cache_size: int = Field(
         default=4096, ge=0, le=1_000_000, description="recent request embeddings kept in memory (0: none)"

@@ -121,7 +121,9 @@ async def _lexical_classify(engine: Any) -> Callable[[str], Awaitable[Any]]:
     model = LexicalClassifier.fit(load_utterances(settings.utterances_path, display_root=settings.home))
 
     async def classify(text: str) -> Classification:
-        scores = model.probabilities(query_text(text, settings.classifier.max_query_chars))
+        scores = model.probabilities(
+            query_text(text, settings.classifier.max_query_chars, fold_pasted=settings.classifier.fold_pasted)
+        )
         best = max(scores, key=lambda task: (scores[task], task))
         return Classification(task=best, confidence=scores[best], scores=scores, source="lexical")
 

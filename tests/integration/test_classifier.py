@@ -56,10 +56,32 @@ async def test_invalid_surrogates_do_not_break_classification(classifier) -> Non
 
 def test_long_pasted_text_keeps_the_ask_at_either_end() -> None:
     text = "Review this function.\n" + "x = 1\n" * 5000 + "why does this loop never end?"
-    cut = query_text(text, 2000)
+    cut = query_text(text, 2000, fold_pasted=False)
     assert len(cut) == 2000
     assert cut.startswith("Review this function.")
     assert cut.endswith("why does this loop never end?")
+    # and the lines between, pasted code, fold away so the two asks are what the encoder reads
+    assert query_text(text, 2000) == "Review this function.\n(pasted text)\nwhy does this loop never end?"
+
+
+PASTES = {
+    "code": "```\n"
+    + "".join(f"    reads_{i} = [r for r in bam.fetch('chr{i % 22 + 1}') if r.mapq >= 30]\n" for i in range(60))
+    + "```\n",
+    "table": "sample\tcondition\treads\tlane\n"
+    + "".join(f"S{i:03d}\tcase\t{30 + i}M\tlane{i % 4}\n" for i in range(60)),
+}
+
+
+@pytest.mark.parametrize("paste", sorted(PASTES))
+@pytest.mark.parametrize(("text", "task"), CLEAR_REQUESTS, ids=[task for _, task in CLEAR_REQUESTS])
+async def test_a_long_paste_before_the_question_does_not_change_its_task(
+    classifier, paste: str, text: str, task: str
+) -> None:
+    """A question asked after 60 lines of pasted code or rows goes where the question alone goes
+    (before pastes were folded, half of such requests went to the paste's task instead)."""
+    result = await classifier.aclassify(PASTES[paste] + text)
+    assert result.task == task, f"scores: {dict(result.scores)}"
 
 
 async def test_classification_does_not_block_the_event_loop(classifier) -> None:

@@ -241,3 +241,47 @@ def test_the_unit_vector_index_ranks_like_semantic_routers_own(classifier: TaskC
         stock_scores, stock_routes = stock.query(vector, top_k=5)  # semantic-router's own, norm-recomputing path
         assert list(fast_routes) == list(stock_routes)
         assert np.allclose(fast_scores, stock_scores, atol=1e-5)
+
+
+async def test_the_lexical_scores_are_computed_while_the_encoder_runs(
+    classifier: TaskClassifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The blend's lexical part runs on the loop while the encoder thread embeds the request, not after it:
+    on a long paste that is about 2 ms of the decision saved (``bench/decision_latency.py``)."""
+    import time
+
+    classifier.warm()  # fits the lexical model the blend uses
+    assert classifier.embedder is not None
+    assert classifier._lexical is not None
+    encoder = classifier.embedder.encoder
+    spans: dict[str, list[float]] = {"encoder": [], "lexical": []}
+
+    class Timed:
+        fingerprint = encoder.fingerprint
+
+        def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+            return encoder.encode_documents(texts)
+
+        def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+            started = time.perf_counter()
+            try:
+                return encoder.encode_queries(texts)
+            finally:
+                spans["encoder"] += [started, time.perf_counter()]
+
+    lexical_probabilities = classifier._lexical.probabilities
+
+    def timed_probabilities(text: str) -> dict[str, float]:
+        spans["lexical"].append(time.perf_counter())
+        return lexical_probabilities(text)
+
+    monkeypatch.setattr(classifier.embedder, "encoder", Timed())
+    monkeypatch.setattr(classifier._lexical, "probabilities", timed_probabilities)
+    long_paste = "".join(f"    df_{i} = df.groupby(['sample', 'lane']).agg(reads=('n', 'sum'))\n" for i in range(80))
+    answer = await classifier.aclassify(f"```\n{long_paste}```\nwhy is this slow? (lexical overlap test)")
+
+    assert answer.source == "embedding"
+    assert answer.task is not None
+    _, encoder_ended = spans["encoder"]
+    (lexical_started,) = spans["lexical"]
+    assert lexical_started < encoder_ended, "the lexical scores waited for the encoder to finish"

@@ -39,6 +39,7 @@ from biorouter.governance import people, records
 from biorouter.governance.cue_index import CueIndex
 from biorouter.governance.identifiers import IDENTIFIER_RULES, Match
 from biorouter.governance.national_ids import NATIONAL_ID_RULES
+from biorouter.governance.verdicts import ChunkVerdict, ChunkVerdicts
 
 __all__ = ["BUILTIN_RULES", "LAYER_RULE_NAMES", "UNAVAILABLE", "SensitivityDetector", "SensitivityRule"]
 
@@ -542,9 +543,14 @@ class SensitivityDetector:
         lab_results: bool = True,
         people: bool = True,
         record_cues: int = records.DEFAULT_RECORD_CUES,
+        remember: int = 2048,
     ) -> None:
         self.rules = tuple(rules)
         self._cue_words = CueIndex(word for rule in self.rules for word in rule.needs)
+        # rule names in the order a Decision lists them: identifiers, records, people, then a failed layer
+        names = [rule.name for rule in self.rules] + list(LAYER_RULE_NAMES) + [UNAVAILABLE]
+        self._order = {name: index for index, name in enumerate(dict.fromkeys(names))}
+        self.verdicts = ChunkVerdicts(remember)  # long texts' verdicts, for conversations (0: none)
         self.clinical_notes = clinical_notes
         self.lab_results = lab_results
         self.people = people
@@ -557,8 +563,10 @@ class SensitivityDetector:
         disabled: Iterable[str] = (),
         patterns: Iterable[tuple[str, str, bool]] = (),
         record_cues: int = records.DEFAULT_RECORD_CUES,
+        remember: int = 2048,
     ) -> SensitivityDetector:
-        """Built-in rules minus ``disabled``, plus ``(name, regex, ignore_case)`` profile patterns."""
+        """Built-in rules minus ``disabled``, plus ``(name, regex, ignore_case)`` profile patterns;
+        ``remember``: how many long texts' verdicts are kept (0: every scan reads every text)."""
         off = set(disabled)
         rules = [rule for rule in BUILTIN_RULES if rule.name not in off]
         rules.extend(_profile_rule(name, pattern, ignore_case) for name, pattern, ignore_case in patterns)
@@ -568,6 +576,7 @@ class SensitivityDetector:
             lab_results="record:lab_results" not in off,
             people="person:name" not in off,
             record_cues=record_cues,
+            remember=remember,
         )
 
     def scan(self, texts: Iterable[str]) -> tuple[str, ...]:
@@ -575,36 +584,59 @@ class SensitivityDetector:
 
         The people layer (the costly one) runs only when nothing cheaper fired. A layer that raises
         or cannot load adds ``detector:unavailable`` (logged, counted), which keeps the request local.
+        Long texts scanned before (a conversation's earlier turns) are answered from :attr:`verdicts`.
         """
         fired: list[str] = []
-        chunks = [(t, t.casefold()) for t in texts if t]
-        try:
-            cues = [self._cue_words.present(lowered) for _, lowered in chunks]  # one pass per text for every rule
-            for rule in self.rules:
-                if rule.name in fired:
-                    continue
-                if any(rule.fires(chunk, lowered, found) for (chunk, lowered), found in zip(chunks, cues, strict=True)):
-                    fired.append(rule.name)
-        except Exception as e:  # a broken rule must not let the request through unscanned
-            self._unavailable(fired, "identifiers", e)
-        if self.clinical_notes or self.lab_results:
-            try:
-                for chunk, lowered in chunks:
-                    for name in records.record_rules(chunk, self.record_cues, folded=lowered):
-                        enabled = self.clinical_notes if name == "record:clinical_note" else self.lab_results
-                        if enabled and name not in fired:
-                            fired.append(name)
-            except Exception as e:
-                self._unavailable(fired, "records", e)
+        chunks = [(text, ChunkVerdicts.key(text)) for text in texts if text]
+        found: list[ChunkVerdict | None] = []
+        for text, key in chunks:
+            verdict = self.verdicts.get(key)
+            if verdict is None:
+                verdict = self._cheap_layers(text, fired)
+                if verdict is not None:
+                    self.verdicts.put(key, verdict)
+            found.append(verdict)
+            for name in verdict.rules if verdict is not None else ():
+                if name not in fired:
+                    fired.append(name)
         if self.people and not fired:
             try:
-                for chunk, _ in chunks:
-                    if people.person_rules(chunk):
+                for (text, _), verdict in zip(chunks, found, strict=True):
+                    if verdict is not None and verdict.person is None:
+                        verdict.person = bool(people.person_rules(text))
+                    if verdict.person if verdict is not None else people.person_rules(text):
                         fired.append("person:name")
                         break
             except Exception as e:  # PeopleUnavailable (the model cannot load) or a failure inside spaCy
                 self._unavailable(fired, "people", e)
-        return tuple(fired)
+        return tuple(sorted(fired, key=self._order.__getitem__))
+
+    def _cheap_layers(self, text: str, fired: list[str]) -> ChunkVerdict | None:
+        """Identifier and record rules that fire on one text; None when a layer failed (it adds
+        ``detector:unavailable`` to ``fired``), so that no incomplete verdict is remembered."""
+        names: list[str] = []
+        lowered = text.casefold()
+        complete = True
+        try:
+            cues = self._cue_words.present(lowered)  # one pass over the text for every rule's cue words
+            for rule in self.rules:
+                if rule.name not in names and rule.fires(text, lowered, cues):
+                    names.append(rule.name)
+        except Exception as e:  # a broken rule must not let the request through unscanned
+            self._unavailable(fired, "identifiers", e)
+            complete = False
+        if self.clinical_notes or self.lab_results:
+            try:
+                for name in records.record_rules(text, self.record_cues, folded=lowered):
+                    if self.clinical_notes if name == "record:clinical_note" else self.lab_results:
+                        names.append(name)
+            except Exception as e:
+                self._unavailable(fired, "records", e)
+                complete = False
+        if not complete:  # what did fire still counts for this request
+            fired.extend(name for name in names if name not in fired)
+            return None
+        return ChunkVerdict(tuple(names))
 
     @property
     def ready(self) -> bool:

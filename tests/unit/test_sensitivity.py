@@ -27,6 +27,7 @@ from biorouter.governance.sensitivity import (
     LAYER_RULE_NAMES,
     PATTERN_TIMEOUT_S,
     SensitivityDetector,
+    SensitivityRule,
     compile_pattern,
 )
 from biorouter.routing.profiles import Governance, Profile, SensitivePattern
@@ -476,3 +477,44 @@ def test_the_cue_index_finds_exactly_the_words_a_substring_test_finds() -> None:
 def test_identifier_column_shapes(text: str, fires: bool) -> None:
     """The three identifier-column rules (key = value, CSV header + row, names beside diagnoses)."""
     assert ("identifier_column" in SensitivityDetector.build().scan([text])) is fires
+
+
+PASTED_LOG = "".join(f"2026-11-21 10:42:{i % 60:02d} INFO  [bwa_mem] Processed {i * 4000} reads\n" for i in range(120))
+NOTE = "Pt is a 67 yo M admitted overnight. BP 142/88, HR 96, sats 94% on 2L NC. Wife at bedside. Will monitor. " * 12
+
+
+def test_a_conversation_s_long_turns_are_scanned_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every request of a conversation re-sends its pasted turns; the second time they cost nothing."""
+    detector = SensitivityDetector.build()
+    first = detector.scan([PASTED_LOG, NOTE, "what went wrong?"])
+    assert first == ("record:clinical_note",)
+
+    scanned: list[int] = []
+    cheap_layers = detector._cheap_layers
+
+    def counting(text: str, fired: list[str]):  # type: ignore[no-untyped-def]
+        scanned.append(len(text))
+        return cheap_layers(text, fired)
+
+    monkeypatch.setattr(detector, "_cheap_layers", counting)
+    again = detector.scan([PASTED_LOG, NOTE, "what went wrong?", "and can you fix it?"])
+    assert again == first  # the remembered note still keeps the request local
+    assert scanned == [len("what went wrong?"), len("and can you fix it?")]  # only the short turns were read
+    assert SensitivityDetector.build().scan([PASTED_LOG, NOTE]) == first  # and a fresh detector agrees
+
+
+def test_a_layer_that_failed_on_a_text_is_asked_again_next_time() -> None:
+    """A failure keeps that request local (detector:unavailable) but is never remembered for the text."""
+    calls = {"n": 0}
+
+    def flaky(match: object, text: str) -> bool:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("transient")
+        return False
+
+    rule = SensitivityRule("pattern:flaky", "fails once", regex.compile(r"INFO"), confirm=flaky)
+    detector = SensitivityDetector([*BUILTIN_RULES, rule])
+    assert "detector:unavailable" in detector.scan([PASTED_LOG])
+    assert detector.scan([PASTED_LOG]) == ()
+    assert len(detector.verdicts) == 1  # the complete verdict, now remembered

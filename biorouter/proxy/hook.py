@@ -232,8 +232,10 @@ class BiorouterProxyHook(LocalOnlyGuard):
             return self._classifier
 
     def _warm(self) -> None:
-        if self._default_detector.warm():
-            logger.info("biorouter sensitivity detector loaded (NER model in memory)")
+        # The NER model (spaCy, 2-3 s) loads beside the classifier, which every routed request needs
+        # first; one after the other, the first routed request waited about 3 s longer (bench/startup.py).
+        # (Building the engine in a third thread as well measured no faster: it needs the classifier.)
+        threading.Thread(target=self._warm_detector, name="biorouter-warmup-ner", daemon=True).start()
         try:
             self._shared_classifier().warm()
             logger.info("biorouter classifier loaded")
@@ -242,6 +244,10 @@ class BiorouterProxyHook(LocalOnlyGuard):
             return
         if "litellm.proxy.proxy_server" in sys.modules:
             self._warm_engine()
+
+    def _warm_detector(self) -> None:
+        if self._default_detector.warm():
+            logger.info("biorouter sensitivity detector loaded (NER model in memory)")
 
     def _warm_engine(self, timeout_s: float = 120.0) -> None:
         """Build the engine as soon as the proxy has loaded its deployments, not on the first request.

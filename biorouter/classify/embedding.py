@@ -21,9 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import threading
 import weakref
-from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,6 +32,7 @@ import numpy as np
 
 from biorouter.classify.encoders import TextEncoder
 from biorouter.files import replaced_atomically
+from biorouter.lru import Lru
 
 __all__ = ["DocumentCache", "Embedder", "QueryCache", "router_encoder", "unit_vector_index"]
 
@@ -92,34 +91,8 @@ class DocumentCache:
         return np.vstack([self._vectors[key] for key in keys])
 
 
-class QueryCache:
+class QueryCache(Lru[str, np.ndarray]):
     """A thread-safe LRU of request vectors keyed by the text's SHA-256."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, key: str) -> np.ndarray | None:
-        with self._lock:
-            vector = self._items.get(key)
-            if vector is None:
-                self.misses += 1
-                return None
-            self._items.move_to_end(key)
-            self.hits += 1
-            return vector
-
-    def put(self, key: str, vector: np.ndarray) -> None:
-        if self.size == 0:
-            return
-        with self._lock:
-            self._items[key] = vector
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
 
 
 @dataclass

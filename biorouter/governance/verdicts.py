@@ -13,10 +13,10 @@ asked again next time, so a transient failure never sticks to a text.
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Final
+
+from biorouter.lru import Lru
 
 __all__ = ["MIN_REMEMBERED_CHARS", "ChunkVerdict", "ChunkVerdicts"]
 
@@ -33,12 +33,10 @@ class ChunkVerdict:
 
 
 class ChunkVerdicts:
-    """A bounded, thread-safe memo of verdicts by text digest (least recently used out first)."""
+    """Verdicts by text digest, at most ``size`` of them (least recently used out first; 0: none)."""
 
     def __init__(self, size: int = 2048) -> None:
-        self._size = size
-        self._items: OrderedDict[bytes, ChunkVerdict] = OrderedDict()
-        self._lock = threading.Lock()
+        self._items: Lru[bytes, ChunkVerdict] = Lru(size)
 
     @staticmethod
     def key(text: str) -> bytes | None:
@@ -48,22 +46,11 @@ class ChunkVerdicts:
         return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
     def get(self, key: bytes | None) -> ChunkVerdict | None:
-        if key is None:
-            return None
-        with self._lock:
-            verdict = self._items.get(key)
-            if verdict is not None:
-                self._items.move_to_end(key)
-            return verdict
+        return None if key is None else self._items.get(key)
 
     def put(self, key: bytes | None, verdict: ChunkVerdict) -> None:
-        if key is None or self._size <= 0:
-            return
-        with self._lock:
-            self._items[key] = verdict
-            self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
+        if key is not None:
+            self._items.put(key, verdict)
 
     def __len__(self) -> int:
         return len(self._items)

@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "biorouter"
 # Lowest first. A module may import its own layer and any layer listed before it, never one after it.
 # Layers in one tuple are siblings: they may not import each other either.
 LAYERS: list[tuple[str, ...]] = [
-    ("core",),  # top-level helpers: errors, files, offline, settings, yamlfile, metrics
+    ("core",),  # top-level helpers: errors, files, lru, offline, settings, yamlfile, metrics
     ("governance",),
     ("routing",),
     ("classify", "costs", "hardware"),

@@ -4,7 +4,7 @@ Prints figures; gates nothing (floors live in ``tests/unit/test_sensitivity.py``
 ``tests/unit/test_governance_layers.py``; absolute times depend on the machine and its load).
 
 Quality, per labelled set: the project's own
-``tests/data/sensitivity/{dev,holdout,layers,layers_check,blind_holdout}.jsonl``
+``tests/data/sensitivity/{dev,holdout,layers,layers_check,blind_holdout,records_check,records_holdout}.jsonl``
 (built-in rules plus the lab's sample-ID pattern) and, when it sits beside the checkout, the shared
 ``../shared/eval/governance_dev.jsonl`` (read in place, never copied). A text counts as flagged when
 any rule fires; the report gives precision, recall, the confusion counts, per kind the recall
@@ -154,7 +154,15 @@ def main() -> None:
     detector = SensitivityDetector.build(patterns=[LAB_PATTERN])
     print(f"detector: {len(detector.rules)} identifier rules (built-in + lab pattern {LAB_PATTERN[1]}), records and")
     print(f"people layers on; NER model loaded: {detector.warm()}\n")
-    for name in ("dev.jsonl", "holdout.jsonl", "layers.jsonl", "layers_check.jsonl", "blind_holdout.jsonl"):
+    for name in (
+        "dev.jsonl",
+        "holdout.jsonl",
+        "layers.jsonl",
+        "layers_check.jsonl",
+        "blind_holdout.jsonl",
+        "records_check.jsonl",
+        "records_holdout.jsonl",
+    ):
         report_quality(detector, name, load_cases(name))
     if SHARED.exists():
         report_quality(detector, f"shared {SHARED.name} (read in place)", load_cases(SHARED))

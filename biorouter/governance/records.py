@@ -28,6 +28,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from biorouter.governance import lab_rows
+
 __all__ = ["DEFAULT_RECORD_CUES", "record_rules"]
 
 DEFAULT_RECORD_CUES: Final = 3
@@ -47,7 +49,13 @@ _FAMILIES: Final[dict[str, re.Pattern[str]]] = {
         r"(?:\b(?:bp|b/p|nbp|abp|sbp|map)\s*[:=-]?\s*\d{2,3}\s*/\s*\d{2,3}"
         r"|\b(?:hr|pulse|rr|resp(?:iratory)?\s+rate)\s*[:=-]?\s*\d{2,3}\b"
         r"|\b(?:sats?|spo2|sao2|o2\s*sats?)\s*[:=-]?\s*(?:\d{2,3}\s*%|\d{2}-\d{2,3})"
-        r"|\b(?:temp|t|tmax)\s*[:=-]?\s*(?:3[5-9]|9[6-9]|10[0-4])\.\d\b"
+        r"|\b(?:temp|t|tmax|t°)\s*[:=-]?\s*(?:3[5-9]|9[6-9]|10[0-4])[.,]\d\b"
+        r"|\b(?:rr|ta|pa|tam|pam|tas)\s*[:=-]?\s*\d{2,3}\s*/\s*\d{2,3}"
+        r"|\b(?:hf|fc|fr|puls|pulso|polso)\s*[:=-]?\s*\d{2,3}\b"
+        r"|\b(?:sato2|spo2|sao2|sat|sätt)\s*[:=-]?\s*\d{2,3}\s*%"
+        r"|\bfio2\s*[:=-]?\s*(?:0[.,]\d+|\d{2,3}\s*%)"
+        r"|\b(?:diurese|diuresis|diuresi|diures|diurèse|bilanz|balance)\s*[:=-]?\s*[+-]?\d"
+        r"|\b(?:nrs|eva|vas|ens)\s*[:=-]?\s*\d{1,2}\b"
         r"|\b\d{2,4}\s*(?:cc|ml)\s*/\s*(?:hr|hour|h)\b"
         r"|\b\d{1,3}\s*(?:l|lpm|l/min)\s*(?:nc|nasal\s+cannula|fm|face\s*mask)\b)",
         _F,
@@ -62,7 +70,14 @@ _FAMILIES: Final[dict[str, re.Pattern[str]]] = {
     "shift_time": re.compile(
         r"(?:\b(?:this\s+shift|on\s+(?:day|night|eve(?:ning)?)s?\s+shift|overnight|o/n|noc|during\s+the\s+night|"
         r"am\s+labs|pm\s+labs|this\s+am|this\s+pm|at\s+(?:[01]\d|2[0-3])[0-5]\d\b|(?:[01]\d|2[0-3])[0-5]\d\s*-\s*"
-        r"(?:[01]\d|2[0-3])[0-5]\d\b|nursing\s+(?:note|progress|admission)|progress\s+note|npn|shift\s+note)\b)",
+        r"(?:[01]\d|2[0-3])[0-5]\d\b|nachtdienst|frühdienst|spätdienst|dagdienst|avonddienst|"
+        r"turno\s+(?:de\s+|da\s+|di\s+)?(?:mañana|tarde|noche|noite|manhã|notte|mattina|pomeriggio)|"
+        r"nuit|équipe\s+de\s+(?:jour|nuit)|kvällen?|natten|dagpass|nattpass|verlaufsnotiz|pflegebericht|"
+        r"pflegedokumentation|verlaufsbogen|nota\s+de\s+enfermer[ií]a|hoja\s+de\s+evoluci[oó]n|evoluci[oó]n|"
+        r"diario\s+clinico|consegna|rapportage|overdracht|omvårdnadsanteckning|journalanteckning|"
+        r"transmissions?\s+ciblées?|feuille\s+de\s+surveillance|registo\s+de\s+enfermagem|di[aá]rio\s+de\s+enfermagem|"
+        r"scheda\s+(?:terapia|infermieristica)|notatka\s+pielęgniarska|sygeplejenotat|"
+        r"nursing\s+(?:note|progress|admission)|progress\s+note|npn|shift\s+note)\b)",
         _F,
     ),
     "care_verbs": re.compile(
@@ -71,7 +86,11 @@ _FAMILIES: Final[dict[str, re.Pattern[str]]] = {
         r"tolerat(?:ing|ed)\s+(?:well|po|diet|feeds?|tf)|weaned|titrated|suctioned|medicated\s+(?:with|for)|"
         r"repositioned|turned\s+q|placed\s+on|bolus(?:ed)?|given\s+\d|pt\s+(?:is|was|has|had|denies|c/o|states|"
         r"reports|appears|remains|resting|sleeping|awake|alert|oriented|tolerated)|md\s+aware|ho\s+aware|"
-        r"(?:dr|doctor)\.?\s+[^\W\d_]+\s+(?:aware|notified|informed|paged))\b)",
+        r"(?:dr|doctor)\.?\s+[^\W\d_]+\s+(?:aware|notified|informed|paged)|"
+        r"gegeben|verabreicht|informiert|verständigt|mobilisiert|gestartet|angehängt|gegeven|gemobiliseerd|"
+        r"toegediend|gebeld|somministrat[oaie]|iniziat[oa]|sospes[oa]|administrad[oa]s?|pautad[oa]|se\s+inicia|"
+        r"se\s+pasa|se\s+suspende|administr[ée]e?s?|prévenue?|avisée?|mis\s+en\s+place|insatt|kontaktad?e?|"
+        r"informerad|given|administrad[oa]|iniciad[oa]|suspens[oa]|podano|zgłoszono|givet|påbegyndt)\b)",
         _F,
     ),
     "one_person": re.compile(
@@ -83,7 +102,14 @@ _FAMILIES: Final[dict[str, re.Pattern[str]]] = {
         r"\bfull\s+code\b|\bdnr\b|\bdni\b|\bcode\s+status|\bhis\s+wife\b|\bher\s+husband\b|\bpt['’]s\s+\w+|"
         r"\b(?:admitted|discharged)\s+(?:on|to|from)\b|\bdischarge\s+(?:summary|diagnosis|medications)|"
         r"\bchief\s+complaint|\bhistory\s+of\s+present\s+illness|\bmedical\s+record\s+number|\b(?:yo|y/o)\s+[mf]\b"
-        r"|\b\d{1,3}\s*(?:yo|y/o|year[- ]old)\s+(?:man|woman|male|female|m|f|boy|girl|gentleman|lady)\b)",
+        r"|\b\d{1,3}\s*(?:yo|y/o|year[- ]old)\s+(?:man|woman|male|female|m|f|boy|girl|gentleman|lady)\b"
+        r"|\b(?:pat\.|patientin|paciente|paziente|patiënt|doente|pacjent(?:ka)?)"
+        r"|\b(?:bett|letto|cama|kamer|sal|box|lit|zimmer|stanza|habitación|hab\.|säng|sala|quarto|łóżko|seng|bed)"
+        r"\s*(?:nr\.?\s*)?\d{1,3}\b"
+        r"|\b\d{1,3}\s*(?:j\.|jahre|jährige[rn]?|a\.|años|aa|anni|jaar|år|ans|anos|lat|-jähriger?)\b"
+        r"|\b(?:sohn|tochter|ehefrau|ehemann|hijo|hija|esposa|esposo|marido|figlio|figlia|nipote|moglie|marito|zoon|"
+        r"dochter|echtgeno(?:te|ot)|dottern|sonen|hustrun?|maken|fils|fille|épouse|mari|filho|filha|syn|córka|żona|"
+        r"mąż|søn|datter|hustru)\b)",
         _F,
     ),
 }
@@ -149,20 +175,33 @@ def is_clinical_note(text: str, min_cues: int = DEFAULT_RECORD_CUES) -> bool:
 
 
 def is_lab_results(text: str) -> bool:
-    """In case-folded ``text``, three or more dated rows of analytes and values, not a cohort or sample sheet."""
-    rows = _LAB_ROW.findall(text[:20000])
-    if len(rows) < 3:
+    """In case-folded ``text``, one person's results as rows: three or more dated rows of analytes and values
+    (not a cohort or sample sheet), or the other layouts and languages :mod:`~biorouter.governance.lab_rows` reads."""
+    if lab_rows.about_many_or_an_instrument(text):
         return False
-    header = text.lstrip().split("\n", 1)[0]
-    return _COLUMNS_NOT_ONE_PATIENT.search(header) is None
+    rows = _LAB_ROW.findall(text[:20000])
+    if len(rows) >= 3 and _COLUMNS_NOT_ONE_PATIENT.search(text.lstrip().split("\n", 1)[0]) is None:
+        return True
+    return lab_rows.is_lab_results(text)
 
 
-def record_rules(text: str, min_cues: int = DEFAULT_RECORD_CUES, *, folded: str | None = None) -> tuple[str, ...]:
-    """``record:*`` rule names that fire on ``text`` (``folded``: its ``casefold()``, when the caller has it)."""
+def record_rules(
+    text: str,
+    min_cues: int = DEFAULT_RECORD_CUES,
+    *,
+    folded: str | None = None,
+    notes: bool = True,
+    labs: bool = True,
+) -> tuple[str, ...]:
+    """``record:*`` rule names that fire on ``text`` (``folded``: its ``casefold()``, when the caller has it).
+
+    ``notes`` / ``labs`` say which of the two rules the profile keeps. A note's vital signs would read as
+    rows too, so the lab rows are looked for only when the text is not already a note: one record rule
+    says enough, and a long note is not read twice.
+    """
     text = text.casefold() if folded is None else folded
-    fired: list[str] = []
-    if is_clinical_note(text, min_cues):
-        fired.append("record:clinical_note")
-    if is_lab_results(text):
-        fired.append("record:lab_results")
-    return tuple(fired)
+    if notes and is_clinical_note(text, min_cues):
+        return ("record:clinical_note",)
+    if labs and is_lab_results(text):
+        return ("record:lab_results",)
+    return ()

@@ -627,9 +627,11 @@ class SensitivityDetector:
             complete = False
         if self.clinical_notes or self.lab_results:
             try:
-                for name in records.record_rules(text, self.record_cues, folded=lowered):
-                    if self.clinical_notes if name == "record:clinical_note" else self.lab_results:
-                        names.append(name)
+                names.extend(
+                    records.record_rules(
+                        text, self.record_cues, folded=lowered, notes=self.clinical_notes, labs=self.lab_results
+                    )
+                )
             except Exception as e:
                 self._unavailable(fired, "records", e)
                 complete = False

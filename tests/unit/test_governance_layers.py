@@ -241,3 +241,23 @@ def test_only_texts_the_ner_model_would_read_are_costly(detector: SensitivityDet
     assert detector.costly(["Could my sister Ingrid Halvorsen pick up the test results on Friday?"])
     assert not detector.costly(["write a python function that reverses a list", ""])
     assert not SensitivityDetector.build(disabled=["person:name"]).costly(["Could my sister Ingrid come?"])
+
+
+@pytest.mark.parametrize(
+    ("name", "recall", "precision"),
+    [
+        # the set the multilingual record cues and lab-row layouts were written against (0.30 recall before)
+        ("records_check.jsonl", 0.90, 0.93),
+        # written by a second author, never read item by item: 0.51 recall before, 0.82 after
+        ("records_holdout.jsonl", 0.80, 0.88),
+    ],
+)
+def test_records_in_ten_languages_and_many_layouts(
+    detector: SensitivityDetector, name: str, recall: float, precision: float
+) -> None:
+    cases = load(DATA / name)
+    flagged = [(bool(case["sensitive"]), bool(detector.scan([case["text"]]))) for case in cases]
+    tp = sum(1 for label, hit in flagged if label and hit)
+    fp = sum(1 for label, hit in flagged if not label and hit)
+    assert tp / sum(1 for label, _ in flagged if label) >= recall
+    assert tp / (tp + fp) >= precision

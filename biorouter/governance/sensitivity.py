@@ -107,6 +107,33 @@ def _header_with_a_row(match: Match, text: str) -> bool:
     return _ROW_VALUE.search(text, end + 1, row_end if row_end != -1 else len(text)) is not None
 
 
+_CELL_DELIMITER = regex.compile(r"\s*[,\t;|]\s*")
+_SEX_CELL = regex.compile(
+    r"(?i)(?:m|f|male|female|w|d|mann|frau|homme|femme|hombre|mujer|man|woman|kvinna|mand|kvinde)"
+)
+_DATE_CELL = regex.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}")
+
+
+def _person_row(line: str) -> bool:
+    """A delimited row beside a name that holds two of: an age (0-120), a sex, a date."""
+    cells = [cell for cell in _CELL_DELIMITER.split(line.strip(" \t|")) if cell]
+    kinds = set()
+    for cell in cells[1:]:
+        if cell.isdigit() and len(cell) <= 3 and int(cell) <= 120:
+            kinds.add("age")
+        elif _SEX_CELL.fullmatch(cell):
+            kinds.add("sex")
+        elif _DATE_CELL.fullmatch(cell):
+            kinds.add("date")
+    return len(kinds) >= 2
+
+
+def _patient_rows(match: Match, text: str) -> bool:
+    """Both matched rows are a person's: a name, then two of age, sex and date (a patient list without a header)."""
+    first, _, second = match.group(0).partition("\n")
+    return _names_ok(match, text) and _person_row(first) and _person_row(second.lstrip("\n"))
+
+
 def _names_ok(match: Match, text: str) -> bool:
     """The captured name is made of name-like words (not a heading) and is not a citation."""
     name = match.group("name")
@@ -307,6 +334,12 @@ _LABELLED_RULES: Final[tuple[SensitivityRule, ...]] = (
         rf"(?P<name>{_SURNAME_FIRST}|{_NAME}|\p{{Lu}}\.\s?{_NAME_WORD})",  # ... or "pt J. Smith"
         _names_ok,
         needs=("patient", "pt", "subject", "proband", "participant", "client", "resident"),
+    ),
+    _rule(
+        "patient_name",
+        "two rows of a list, each a name beside two of an age, a sex and a date (Maria Gonzalez,45,F,2023-04-01)",
+        rf"(?m:^[ \t|]*(?P<name>{_NAME})[ \t]*[,\t;|][^\n]*\n(?:[ \t|:-]*\n)?[ \t|]*{_NAME}[ \t]*[,\t;|][^\n]*)",
+        _patient_rows,
     ),
     _rule(
         "patient_name",

@@ -65,3 +65,33 @@ def test_a_note_is_one_record_rule_and_a_profile_can_keep_only_the_lab_rule() ->
     assert record_rules(note) == ("record:clinical_note",)
     assert record_rules(note, notes=False) == ("record:lab_results",)
     assert record_rules(note, notes=False, labs=False) == ()
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        "Maria Gonzalez,45,F,Hypertension,2023-04-01\nJohn Okafor,67,M,COPD,2023-04-03",
+        "| Patient | Age | Diagnosis | Admitted |\n|---|---|---|---|\n| Li Wei | 71 | Stroke | 2024-01-12 |\n"
+        "| Sarah Mitchell | 34 | Appendicitis | 2024-01-13 |",
+        "Helga Brandt\t81\tw\tStation 4B\nTomasz Wrona\t63\tm\tStation 3A",
+    ],
+)
+def test_a_patient_list_without_a_header_names_people(rows: str) -> None:
+    """Rows of a name beside two of an age, a sex and a date are people, with or without a header."""
+    from biorouter.governance.sensitivity import SensitivityDetector
+
+    assert "patient_name" in SensitivityDetector.build(disabled=["person:name"]).scan([rows])
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        "New York,8336817,2019-07-01\nLos Angeles,3979576,2019-07-01",  # a place's population, not an age
+        "Jane Austen,1775,Pride and Prejudice\nCharles Dickens,1812,Bleak House",  # authors and years
+        "Alice Smith,Bob Jones,2021-01-01\nCarol White,Dan Brown,2021-02-01",  # names and one date only
+    ],
+)
+def test_rows_of_names_without_ages_sexes_or_dates_of_a_person_are_not(rows: str) -> None:
+    from biorouter.governance.sensitivity import SensitivityDetector
+
+    assert SensitivityDetector.build(disabled=["person:name"]).scan([rows]) == ()

@@ -29,10 +29,12 @@ _LOG_LINE = re.compile(
     r"^\s*(?:\[?\d{4}-\d\d-\d\d[ T]\d\d:\d\d|\[?\d\d:\d\d:\d\d|\[?(?:INFO|WARN(?:ING)?|ERROR|DEBUG|TRACE|FATAL)\b"
     r"|(?:Error|Warning|Exception|Caused by|Traceback)\b.*[:(]|File \"[^\"]+\", line \d|at [\w.$]+\()"
 )
+# A keyword counts only with the syntax around it: prose lines start with "If", "For", "With" and "Return" too.
 _CODE_START = re.compile(
-    r"^\s*(?:def|class|import|from\s+\S+\s+import|return|for|while|if|elif|else:|try:|except|with|async|await|"
-    r"library\(|require\(|function|const|let|var|public|private|#include|#!|SELECT|INSERT|UPDATE|CREATE|"
-    r"@\w+|\}|\{|\)|>>>|\$ |>\s*\w+\s*<-)"
+    r"^\s*(?:def\s+\w+\s*\(|class\s+\w+\s*[(:]|import\s+[\w.]+(?:\s+as\s+\w+)?\s*$|from\s+[\w.]+\s+import\s|"
+    r"(?:if|elif|for|while|with|try|except|else|finally|async\s+def)\b[^\n]*:\s*$|return(?:\s+[\w.()\[\],]+)?\s*$|"
+    r"await\s+[\w.]+\(|library\(|require\(|function\s*\w*\s*\(|(?:const|let|var)\s+\w+\s*=|(?:public|private)\s+\w+|"
+    r"#include|#!|(?:SELECT|INSERT|UPDATE|CREATE)\s|@\w+(?:\(|$)|\}|\{|\)|>>>|\$ |>\s*\w+\s*<-)"
 )
 _CODE_END = re.compile(r"[;{}]\s*$")  # a statement, a block opening or closing
 _COMMENT = re.compile(r"^\s*(?://|/\*|\*|--\s|#\s)")

@@ -46,3 +46,16 @@ def test_prose_with_brackets_and_numbers_stays_prose() -> None:
         + "Is a paired test right here, given 12 donors?\n"
     )
     assert ask_text(prose + TABLE).startswith(prose)
+
+
+def test_prose_lines_that_open_with_a_keyword_stay_prose() -> None:
+    """ "For", "If", "With" and "Return" open English sentences as often as Python blocks."""
+    prose = (
+        "For each sample we want the mapping rate and the duplication rate in one table.\n"
+        "If the library is degraded, the 3' bias should show in the coverage profile.\n"
+        "With the new kit the yield went up, but the insert size dropped by a third.\n"
+        "Return the results to me as a short summary with the three worst samples named.\n"
+    ) * 4
+    assert ask_text(prose + TABLE).startswith(prose.rstrip("\n"))
+    code = "for sample in samples:\n    if sample.rate < 0.8:\n        flag(sample)\n" * 20
+    assert ask_text(f"{code}Why does this flag every sample?") == "(code)\nWhy does this flag every sample?"

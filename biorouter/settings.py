@@ -113,8 +113,8 @@ class ClassifierSettings(_Strict):
     )
     fold_pasted: bool = Field(
         default=True,
-        description="in a long request, runs of pasted code, table rows and log lines are read as their first "
-        "line, so the question around them decides the task (biorouter.classify.ask)",
+        description="in a long request, runs of pasted code, table rows and log lines are read as one word naming "
+        "their kind, so the question around them decides the task (biorouter.classify.ask)",
     )
     query_cache_size: int = Field(
         default=4096, ge=0, le=1_000_000, description="recent request embeddings kept in memory (0: none)"

@@ -124,6 +124,23 @@ _NOT_ONE_PERSON: Final = re.compile(
 )
 
 
+# The first layout this layer read, kept as it was: a row that opens with a date or time and holds an
+# analyte or vital sign and a value (a line of code or SQL that merely mentions a date and "hgb" does not
+# open with the date), under a first line with no sample or cohort columns.
+_DATE_FIRST_ROW: Final = re.compile(
+    r"(?m:^[ \t>*|-]*(?:\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4}|\d{1,2}/\d{1,2}|(?:[01]?\d|2[0-3]):[0-5]\d)\b"
+    r"(?=[^\n]*\b(?:h(?:a)?emoglobin|hgb|hb|wbc|plt|platelets?|sodium|na|potassium|k|creatinine|creat|cr|bun|urea|"
+    r"glucose|gluc|alt|ast|alp|bilirubin|tbili|albumin|crp|esr|inr|pt|ptt|aptt|troponin|trop|lactate|hba1c|"
+    r"tsh|ferritin|egfr|ck|ldh|lipase|magnesium|mg|phosph(?:ate|orus)|calcium|ca|chloride|cl|bicarb(?:onate)?|"
+    r"hco3|ph|pco2|po2|neut(?:rophils)?|lymph(?:ocytes)?|mcv|hct|psa|cea|ca-?125|bnp|"
+    r"bp|pulse|hr|temp|sats?|spo2|weight|wt|peak\s+flow|pef|bgl|bm|sugar)\b|\b\d{2,3}/\d{2,3}\b)"
+    r"[^\n]*\d[^\n]*$)"
+)
+_COLUMNS_NOT_ONE_PATIENT: Final = re.compile(
+    r"(?:\b(?:sample|sample_id|subject_id|cohort|group|arm|n|mean|sd|median|iqr|fastq|bam|cram)\b)"
+)
+
+
 def _measured_value(line: str) -> bool:
     """A number in the line that is not a reference range, a limit, a unit's power or part of an analyte's name."""
     bare = _TOKEN.sub(" ", _RANGE.sub(" ", line))
@@ -169,6 +186,9 @@ def is_lab_results(text: str) -> bool:
     head = text[:20000]
     if about_many_or_an_instrument(head):
         return False
+    first_line = head.lstrip().split("\n", 1)[0]
+    if len(_DATE_FIRST_ROW.findall(head)) >= MIN_ROWS and _COLUMNS_NOT_ONE_PATIENT.search(first_line) is None:
+        return True
     lines = head.split("\n")
     starts = list(accumulate((len(line) + 1 for line in lines[:-1]), initial=0))
     named = _line_numbers(_TOKEN, head, starts)

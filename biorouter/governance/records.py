@@ -14,8 +14,8 @@ cohort questions and docs describe *many* patients (percentages, p-values, "pati
 counts against the score. ``min_cues`` (the profile's ``record_cues``) is how many families must
 be present.
 
-Lab rows: three or more lines each holding a date or time, an analyte name and a value, with no
-sample or cohort columns, are one patient's results (``record:lab_results``).
+Lab rows, one person's results as three or more rows in any common layout, are read by
+:mod:`biorouter.governance.lab_rows` (``record:lab_results``).
 
 Why not a head on the request embedding (as first planned): the cloud-encoder path must have the
 scan's verdict *before* it may embed the text, and the guard path has no embedding at all, so a
@@ -124,22 +124,6 @@ _COHORT: Final = re.compile(
     r"\bconclusions?\s*:|\bbackground\s*:)",
     _F,
 )
-# A row that opens with a date or time and holds an analyte or vital sign and a value: one person's results
-# or home readings
-# (a line of code or SQL that merely mentions a date and "hgb" does not open with the date).
-_LAB_ROW: Final = re.compile(
-    r"(?m:^[ \t>*|-]*(?:\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4}|\d{1,2}/\d{1,2}|(?:[01]?\d|2[0-3]):[0-5]\d)\b"
-    r"(?=[^\n]*\b(?:h(?:a)?emoglobin|hgb|hb|wbc|plt|platelets?|sodium|na|potassium|k|creatinine|creat|cr|bun|urea|"
-    r"glucose|gluc|alt|ast|alp|bilirubin|tbili|albumin|crp|esr|inr|pt|ptt|aptt|troponin|trop|lactate|hba1c|"
-    r"tsh|ferritin|egfr|ck|ldh|lipase|magnesium|mg|phosph(?:ate|orus)|calcium|ca|chloride|cl|bicarb(?:onate)?|"
-    r"hco3|ph|pco2|po2|neut(?:rophils)?|lymph(?:ocytes)?|mcv|hct|psa|cea|ca-?125|bnp|"
-    r"bp|pulse|hr|temp|sats?|spo2|weight|wt|peak\s+flow|pef|bgl|bm|sugar)\b|\b\d{2,3}/\d{2,3}\b)"
-    r"[^\n]*\d[^\n]*$)",
-    _F,
-)
-_COLUMNS_NOT_ONE_PATIENT: Final = re.compile(
-    r"(?:\b(?:sample|sample_id|subject_id|cohort|group|arm|n|mean|sd|median|iqr|fastq|bam|cram)\b)"
-)
 
 
 def note_cues(text: str, enough: int | None = None) -> tuple[int, int]:
@@ -174,17 +158,6 @@ def is_clinical_note(text: str, min_cues: int = DEFAULT_RECORD_CUES) -> bool:
     return families - (cohort + 1) // 2 >= min_cues
 
 
-def is_lab_results(text: str) -> bool:
-    """In case-folded ``text``, one person's results as rows: three or more dated rows of analytes and values
-    (not a cohort or sample sheet), or the other layouts and languages :mod:`~biorouter.governance.lab_rows` reads."""
-    if lab_rows.about_many_or_an_instrument(text):
-        return False
-    rows = _LAB_ROW.findall(text[:20000])
-    if len(rows) >= 3 and _COLUMNS_NOT_ONE_PATIENT.search(text.lstrip().split("\n", 1)[0]) is None:
-        return True
-    return lab_rows.is_lab_results(text)
-
-
 def record_rules(
     text: str,
     min_cues: int = DEFAULT_RECORD_CUES,
@@ -202,6 +175,6 @@ def record_rules(
     text = text.casefold() if folded is None else folded
     if notes and is_clinical_note(text, min_cues):
         return ("record:clinical_note",)
-    if labs and is_lab_results(text):
+    if labs and lab_rows.is_lab_results(text):
         return ("record:lab_results",)
     return ()

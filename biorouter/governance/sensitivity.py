@@ -635,9 +635,12 @@ class SensitivityDetector:
         if self.people and not fired:
             try:
                 for (text, _), verdict in zip(chunks, found, strict=True):
-                    if verdict is not None and verdict.person is None:
-                        verdict.person = bool(people.person_rules(text))
-                    if verdict.person if verdict is not None else people.person_rules(text):
+                    person = verdict.person if verdict is not None else None
+                    if person is None:  # not read by this layer yet (or a text not remembered)
+                        person = bool(people.person_rules(text))
+                        if verdict is not None:
+                            verdict.person = person
+                    if person:
                         fired.append("person:name")
                         break
             except Exception as e:  # PeopleUnavailable (the model cannot load) or a failure inside spaCy

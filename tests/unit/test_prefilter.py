@@ -1,0 +1,154 @@
+"""The RE2 screen in front of the detector's patterns never changes an answer, only how fast it comes.
+
+A screen that rejected a text its pattern matches would let sensitive text through, so every
+shipped standard-library pattern is checked against the pattern itself: on the project's own
+sensitivity texts (as written and case-folded, as the record layer reads them) and on random
+text built from the characters where RE2 and Python disagree (``İ ı ſ K`` under ``(?i)``,
+non-ASCII digits, spaces and letters beside a ``\\b``).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from biorouter.governance import cue_index, identifiers, lab_rows, national_ids, people, records, sensitivity
+from biorouter.governance.prefilter import Prefiltered, superset_pattern
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "sensitivity"
+
+
+def _patterns_in(value: Any, depth: int = 0) -> Iterator[re.Pattern[str]]:
+    if depth > 3:
+        return
+    if isinstance(value, re.Pattern) and isinstance(value.pattern, str):
+        yield value
+    elif isinstance(value, Prefiltered | sensitivity.SensitivityRule):
+        yield from _patterns_in(value.pattern, depth + 1)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _patterns_in(item, depth + 1)
+    elif isinstance(value, list | tuple | frozenset | set):
+        for item in value:
+            yield from _patterns_in(item, depth + 1)
+
+
+def shipped_patterns() -> list[re.Pattern[str]]:
+    found: dict[tuple[str, int], re.Pattern[str]] = {}
+    for module in (sensitivity, records, lab_rows, people, identifiers, national_ids, cue_index):
+        for value in vars(module).values():
+            for pattern in _patterns_in(value):
+                found[(pattern.pattern, pattern.flags)] = pattern
+    return list(found.values())
+
+
+PATTERNS = shipped_patterns()
+TRICKY = [
+    r"(?i)\bpatient\b",
+    r"\bpt\b",
+    r"(?i)\b(?:sk|ik)\w*",
+    r"\d{3}[-\s]\d{2}",
+    r"(?P<sep>[-/.])\d\d(?P=sep)\d{4}",
+    r"(?<![\w.])\d{2}(?!\d)",
+    r"(?i)[a-z]{2,}",
+    r"(?i)[^k]s",
+    r"[^\W\d]+\b",
+    r"[\D]x",
+    r"(?m)^\s*x$",
+    r"\Bq",
+    r"(?i:K)elvin",
+    r"(?i)σ\w",
+    r"(?:a|b(?=c))+\b",
+    r"(x)?(?(1)y|z)",
+]
+ALPHABET = [
+    "patient", "PATİENT", "pat\u0131ent", "ſ", "\u212a", "K", "k", "s", "i", "İ", "ı", "pt", "äpt", "ptä", " ",
+    "\u00a0", "\u2003", "\n", "\t", "٣", "१२", "12", "345", "0", "7", "-", "/", ".", ":", "_", "x", "y", "z",
+    "q", "é", "ß", "Σ", "ς", "σ", "MRN", "Mr", "DOB", "\u00b5", "(", ")", "+44", "@", "ab", "c", "\U0001d7d9",
+]  # fmt: skip
+
+
+def corpus() -> list[str]:
+    texts: list[str] = []
+    for path in sorted(DATA.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                text = json.loads(line)["text"]
+                texts += [text, text.casefold()]
+    return texts
+
+
+def fuzz(count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(rng.choice(ALPHABET) for _ in range(rng.randint(1, 30))) for _ in range(count)]
+
+
+def spans(matches: Iterator[re.Match[str]]) -> list[tuple[int, int]]:
+    return [match.span() for match in matches]
+
+
+def test_every_shipped_standard_library_pattern_gets_a_screen() -> None:
+    assert len(PATTERNS) >= 25
+    plain = [pattern.pattern[:80] for pattern in PATTERNS if not Prefiltered(pattern).accelerated]
+    assert plain == []
+
+
+@pytest.mark.parametrize("source", TRICKY)
+def test_tricky_patterns_answer_exactly_as_the_standard_library(source: str) -> None:
+    pattern = re.compile(source)
+    screened = Prefiltered(pattern)
+    assert screened.accelerated
+    for text in fuzz(3000, seed=len(source)):
+        assert spans(screened.finditer(text)) == spans(pattern.finditer(text)), (source, text)
+
+
+def test_shipped_patterns_answer_exactly_on_the_projects_texts_and_on_random_text() -> None:
+    texts = corpus() + fuzz(400, seed=7)
+    assert len(texts) > 500
+    for pattern in PATTERNS:
+        screened = Prefiltered(pattern)
+        for text in texts:
+            assert spans(screened.finditer(text)) == spans(pattern.finditer(text)), (pattern.pattern[:80], text[:80])
+
+
+def test_the_screen_rejects_most_of_a_pasted_log_without_running_the_pattern() -> None:
+    log = "2026-11-21 10:42:17 INFO [bwa_mem] Processed 400000 reads in 31.2 CPU sec\n" * 100
+    note_families = [Prefiltered(pattern) for pattern in records._FAMILIES.values()]
+    assert sum(screen.first_possible(log.casefold()) is None for screen in note_families) >= len(note_families) - 1
+
+
+def test_a_text_re2_cannot_encode_falls_back_to_the_pattern() -> None:
+    pattern = re.compile(r"\d{3}-\d{2}-\d{4}")
+    screened = Prefiltered(pattern)
+    text = "SSN 123-45-6789 \ud800"  # a lone surrogate: not UTF-8
+    assert screened.search(text) is not None
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [(r"(?a)(?i)x", "ASCII case folding"), (r"(?i)[\x00-\U0010ffff]", "very wide range")],
+)
+def test_what_has_no_superset_keeps_the_plain_path(source: str, reason: str) -> None:
+    pattern = re.compile(source)
+    with pytest.raises(ValueError, match=reason):
+        superset_pattern(pattern)
+    assert not Prefiltered(pattern).accelerated
+
+
+def test_the_case_table_is_the_standard_librarys_own() -> None:
+    import _sre
+
+    from biorouter.governance.prefilter import _lowered_from
+
+    brute: dict[int, list[int]] = {}
+    for point in range(0x110000):
+        lower = _sre.unicode_tolower(point)
+        if lower != point:
+            brute.setdefault(lower, []).append(point)
+    assert _lowered_from() == {lower: tuple(points) for lower, points in brute.items()}

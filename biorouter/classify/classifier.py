@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -77,11 +77,6 @@ def query_text(text: str, max_chars: int, *, fold_pasted: bool = True) -> str:
         head = max_chars // 4
         clean = clean[:head] + "\n" + clean[len(clean) - (max_chars - head - 1) :]
     return ask_text(clean) if fold_pasted else clean
-
-
-# Loop turns after which a new embedding is running in the encoder thread: one for the request's
-# embedding task to queue the text (and create the drain task), one for the drain to submit it.
-_TURNS_TO_START_ENCODER: Final = 2
 
 
 class TaskClassifier:
@@ -255,39 +250,70 @@ class TaskClassifier:
         if self._router is None:
             await asyncio.to_thread(self.load)
 
+    def begin(self, text: str) -> asyncio.Future[Classification]:
+        """:meth:`aclassify` as a future, with the text already in the encoder thread when this returns.
+
+        For callers with other work to do on the event loop meanwhile (the request's sensitivity
+        scan): it runs beside the embedding with nothing to wait for first. Only a classifier
+        with a local encoder should be begun before a scan (the text reaches the encoder at once).
+        """
+        query, embedding = self._prepare(text)
+        return asyncio.ensure_future(self._classify(query, embedding))
+
     async def aclassify(self, text: str) -> Classification:
         """Score ``text`` against every task without blocking the event loop.
 
         Raises :class:`ClassifierError` only when the encoder fails and ``fallback`` is ``none``.
         """
+        query, embedding = self._prepare(text)
+        return await self._classify(query, embedding)
+
+    def _prepare(self, text: str) -> tuple[str | None, asyncio.Future[np.ndarray] | None]:
+        """The query text (None for a blank one) and, when the encoder is up and trusted, its embedding under way."""
         if not text.strip():
-            return Classification(task=None, confidence=0.0, scores={})
+            return None, None
         query = query_text(text, self._settings.max_query_chars, fold_pasted=self._settings.fold_pasted)
-        if self._router is None:
-            if self._settings.fallback == "none":
-                await self.aload()
-            else:
-                error = await self._ensure_loaded()
-                if error is not None:
-                    return await self._lexical_answer(query, f"encoder unavailable: {error}", "load")
-        elif self._settings.fallback == "lexical" and time.monotonic() < self._skip_encoder_until:
-            reason = f"encoder failed on a recent request, next try within {self._settings.retry_after_s:g} s"
-            return await self._lexical_answer(query, f"{reason}: {self._request_error}", "request")
+        if self._router is None or self.embedder is None or self._skipping_encoder():
+            return query, None
+        return query, self.embedder.submit_query(query)
+
+    def _skipping_encoder(self) -> bool:
+        return self._settings.fallback == "lexical" and time.monotonic() < self._skip_encoder_until
+
+    async def _classify(self, query: str | None, embedding: asyncio.Future[np.ndarray] | None) -> Classification:
+        if query is None:
+            return Classification(task=None, confidence=0.0, scores={})
         try:
-            answer = await self._embedding_answer(query)
-        except Exception as e:
-            failure = e if isinstance(e, ClassifierError) else ClassifierError(f"classification failed: {e}")
-            if self._settings.fallback == "none":
-                raise failure from e
-            self._request_error = _without_body(str(failure))
-            self._skip_encoder_until = time.monotonic() + self._settings.retry_after_s
-            log.warning(
-                "biorouter classifier: the encoder failed on a request (%s); the lexical fallback answers for "
-                "the next %g s",
-                self._request_error,
-                self._settings.retry_after_s,
-            )
-            return await self._lexical_answer(query, f"encoder failed on the request: {self._request_error}", "request")
+            if self._router is None:
+                if self._settings.fallback == "none":
+                    await self.aload()
+                else:
+                    error = await self._ensure_loaded()
+                    if error is not None:
+                        return await self._lexical_answer(query, f"encoder unavailable: {error}", "load")
+            elif embedding is None and self._skipping_encoder():
+                reason = f"encoder failed on a recent request, next try within {self._settings.retry_after_s:g} s"
+                return await self._lexical_answer(query, f"{reason}: {self._request_error}", "request")
+            try:
+                answer = await self._embedding_answer(query, embedding)
+            except Exception as e:
+                failure = e if isinstance(e, ClassifierError) else ClassifierError(f"classification failed: {e}")
+                if self._settings.fallback == "none":
+                    raise failure from e
+                self._request_error = _without_body(str(failure))
+                self._skip_encoder_until = time.monotonic() + self._settings.retry_after_s
+                log.warning(
+                    "biorouter classifier: the encoder failed on a request (%s); the lexical fallback answers for "
+                    "the next %g s",
+                    self._request_error,
+                    self._settings.retry_after_s,
+                )
+                return await self._lexical_answer(
+                    query, f"encoder failed on the request: {self._request_error}", "request"
+                )
+        finally:
+            if embedding is not None:
+                embedding.cancel()  # a no-op once done; a request that ends early leaves no text queued
         if self._degraded:
             self._degraded = False
             metrics.record_degraded("classifier", False)
@@ -309,22 +335,21 @@ class TaskClassifier:
             query_text(text, self._settings.max_query_chars, fold_pasted=self._settings.fold_pasted)
         )
 
-    async def _embedding_answer(self, query: str) -> Classification:
+    async def _embedding_answer(self, query: str, embedding: asyncio.Future[np.ndarray] | None) -> Classification:
         assert self._router is not None
         assert self.embedder is not None
         assert self._offset is not None
+        if embedding is None:  # the encoder has just loaded: hand the text over now
+            embedding = self.embedder.submit_query(query)
         # The encoder runs in its own thread: the lexical scores are computed on this one meanwhile
         # (0.1-0.4 ms per request, up to 2 ms for long prose, otherwise added after the embedding).
-        embedding = asyncio.ensure_future(self.embedder.aembed_query(query))
         try:
-            for _ in range(_TURNS_TO_START_ENCODER):  # the embedding task queues the text, its drain starts the thread
-                await asyncio.sleep(0)
             lexical_scores = (
                 (await self._lexical_model()).probabilities(query) if self._settings.lexical_weight > 0 else None
             )
             raw = await embedding
         finally:
-            embedding.cancel()  # a no-op once done; a cancelled request must not leave the task behind
+            embedding.cancel()  # a no-op once done; a cancelled request leaves no text queued
         vector = _unit(np.asarray(raw, dtype=np.float32) - self._offset)
         top_k = self._settings.top_k
         similarities, names = self._router.index.query(vector=vector, top_k=top_k)

@@ -9,7 +9,9 @@ Three levers, each measured in ``bench/`` before it was kept:
   retries, repeated system prompts and agent loops that resend a question skip the encoder.
 - **Micro-batching**: requests that arrive while the encoder is busy wait for the next call and
   share it; the call runs on one worker thread, so the event loop never blocks and the batch
-  grows exactly as fast as load does (a lone request never waits for company).
+  grows exactly as fast as load does (a lone request never waits for company). A request's text
+  reaches the thread before :meth:`Embedder.submit_query` returns, so what its caller does next
+  on the loop runs beside the embedding.
 
 :func:`router_encoder` exposes the result as a semantic-router encoder (documents and queries
 take the different paths above), and :func:`unit_vector_index` a semantic-router index that relies
@@ -19,6 +21,8 @@ on its vectors being unit length.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import hashlib
 import logging
 import weakref
@@ -97,10 +101,10 @@ class QueryCache(Lru[str, np.ndarray]):
 
 @dataclass
 class _Waiting:
-    """Queries of one event loop waiting for the encoder, and whether a drain is running."""
+    """Queries of one event loop waiting for the encoder, and whether an encoder call is running for it."""
 
-    items: list[tuple[str, asyncio.Future[np.ndarray]]] = field(default_factory=list)
-    drain: asyncio.Task[None] | None = None
+    items: list[tuple[str, str, asyncio.Future[np.ndarray]]] = field(default_factory=list)
+    running: bool = False
 
 
 class Embedder:
@@ -133,43 +137,72 @@ class Embedder:
                 self.queries.put(keys[index], vector)
         return np.vstack(found)  # type: ignore[arg-type]
 
-    async def aembed_query(self, text: str) -> np.ndarray:
-        """One request's vector: from the cache, or from the next batched encoder call."""
+    def submit_query(self, text: str) -> asyncio.Future[np.ndarray]:
+        """One request's vector as a future; by the time this returns, the text is in the encoder thread.
+
+        Synchronous on purpose: a caller that goes on with other work on the event loop (the lexical
+        scores, the sensitivity scan) overlaps it with the embedding, with no loop turns to wait for.
+        The text is encoded at once when the encoder is idle, or with the next call (in a batch)
+        when it is busy. Cancelling the future drops the text from a batch not yet started.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[np.ndarray] = loop.create_future()
         key = _key(text)
         cached = self.queries.get(key)
         if cached is not None:
-            return cached
-        loop = asyncio.get_running_loop()
+            future.set_result(cached)
+            return future
         waiting = self._waiting.setdefault(loop, _Waiting())
-        future: asyncio.Future[np.ndarray] = loop.create_future()
-        waiting.items.append((text, future))
-        if waiting.drain is None or waiting.drain.done():
-            waiting.drain = loop.create_task(self._drain(loop, waiting))
-        vector = await future
-        self.queries.put(key, vector)
-        return vector
+        waiting.items.append((key, text, future))
+        if not waiting.running:
+            self._start_batch(loop, waiting)
+        return future
 
-    async def _drain(self, loop: asyncio.AbstractEventLoop, waiting: _Waiting) -> None:
-        """Embed what is waiting, a batch per encoder call, until nothing is (one drain per loop)."""
+    async def aembed_query(self, text: str) -> np.ndarray:
+        """One request's vector: from the cache, or from the next batched encoder call."""
+        return await self.submit_query(text)
+
+    def _start_batch(self, loop: asyncio.AbstractEventLoop, waiting: _Waiting) -> None:
+        """Hand the next batch of live waiters to the encoder thread (on the loop's thread)."""
         while waiting.items:
             batch = waiting.items[: self.batch_size]
             del waiting.items[: self.batch_size]
-            live = [(text, future) for text, future in batch if not future.done()]  # skip cancelled
-            if not live:
-                continue
-            self.batches = [*self.batches[-999:], len(live)]
-            try:
-                vectors = await loop.run_in_executor(
-                    self._executor, self.encoder.encode_queries, [text for text, _ in live]
-                )
-            except Exception as e:  # every waiter hears the encoder's failure; the next batch retries
-                for _, future in live:
-                    if not future.done():
-                        future.set_exception(e)
-                continue
-            for (_, future), vector in zip(live, vectors, strict=True):
+            live = [item for item in batch if not item[2].done()]  # skip cancelled
+            if live:
+                break
+        else:
+            waiting.running = False
+            return
+        waiting.running = True
+        self.batches = [*self.batches[-999:], len(live)]
+        call = self._executor.submit(self.encoder.encode_queries, [text for _, text, _ in live])
+
+        def finished(_: object) -> None:  # on the encoder thread: hand the outcome back to the loop
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody is waiting
+                loop.call_soon_threadsafe(self._finish_batch, loop, waiting, live, call)
+
+        call.add_done_callback(finished)
+
+    def _finish_batch(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        waiting: _Waiting,
+        live: list[tuple[str, str, asyncio.Future[np.ndarray]]],
+        call: concurrent.futures.Future[np.ndarray],
+    ) -> None:
+        """Give every waiter its vector (or the encoder's failure: the next batch retries), then start the next."""
+        try:
+            vectors = call.result()
+        except BaseException as e:  # every waiter hears the encoder's failure
+            for _, _, future in live:
+                if not future.done():
+                    future.set_exception(e if isinstance(e, Exception) else RuntimeError(f"encoder call ended: {e!r}"))
+        else:
+            for (key, _, future), vector in zip(live, vectors, strict=True):
+                self.queries.put(key, vector)  # cached even when its requester gave up
                 if not future.done():
                     future.set_result(vector)
+        self._start_batch(loop, waiting)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 from biorouter.classify.classifier import Classification, TaskClassifier
 from biorouter.errors import ClassifierError, RequestError, described
@@ -80,12 +80,6 @@ def prompt_tokens(view: RequestView, messages: Any, count_above: int | None) -> 
     return count_prompt_tokens(messages)
 
 
-# Loop turns for a new classification to reach the encoder thread: its task's first step (up to the
-# lexical scores), the embedding task (queues the text), the drain (submits it). Scanning a short text
-# on the loop after them instead of before took 0.4-1.0 ms off the decision's p50 (bench/decision_latency.py).
-_TURNS_TO_START_CLASSIFYING: Final = 3
-
-
 async def scan(detector: SensitivityDetector, view: RequestView) -> tuple[str, ...]:
     """Short texts are scanned on the loop; long ones, any before the NER model is in memory (its first
     load takes seconds), and any the model would read (milliseconds each), in a worker thread."""
@@ -117,20 +111,18 @@ async def gather_signals(
     # A local encoder embeds the text while it is scanned, and the decision waits for the slower
     # of the two (measured faster than one after the other even on two cores: the scan releases
     # the GIL). A cloud encoder waits for the scan's verdict.
-    early = (
-        asyncio.ensure_future(_classify(classifier, view.text, timings))
-        if needs_task and classifier.keeps_text_local
-        else None
-    )
+    # The text is in the encoder thread before the scan starts (a short text's scan runs on the loop
+    # beside it: 0.4-1.0 ms off the decision's p50, bench/decision_latency.py).
+    begun_at = time.perf_counter()
+    begun = classifier.begin(view.text) if needs_task and classifier.keeps_text_local else None
+    early = None if begun is None else asyncio.ensure_future(_classify(classifier, view.text, timings, begun, begun_at))
     started = time.perf_counter()
     try:
-        if early is not None:  # the classification hands its text to the encoder thread first (three loop
-            for _ in range(_TURNS_TO_START_CLASSIFYING):  # turns), so a short text's scan on the loop overlaps it
-                await asyncio.sleep(0)
         sensitive = await scan(detector, view) if detector is not None else ()
     except BaseException:
-        if early is not None:
-            early.cancel()
+        for pending in (early, begun):
+            if pending is not None:
+                pending.cancel()
         raise
     timings["scan"] = time.perf_counter() - started
     base: dict[str, Any] = {
@@ -157,11 +149,18 @@ async def gather_signals(
     )
 
 
-async def _classify(classifier: TaskClassifier, text: str, timings: dict[str, float]) -> Classification | str:
-    """The classification, or why there is none (a failing classifier is a signal, not an error)."""
-    started = time.perf_counter()
+async def _classify(
+    classifier: TaskClassifier,
+    text: str,
+    timings: dict[str, float],
+    begun: asyncio.Future[Classification] | None = None,
+    started: float | None = None,
+) -> Classification | str:
+    """The classification (``begun`` already, or now), or why there is none (a failing classifier is a
+    signal, not an error)."""
+    started = time.perf_counter() if started is None else started
     try:
-        return await classifier.aclassify(text)
+        return await (begun if begun is not None else classifier.aclassify(text))
     except ClassifierError as e:
         return str(e)
     finally:

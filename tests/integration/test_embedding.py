@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -169,6 +170,31 @@ async def test_a_cancelled_request_does_not_stall_the_others(encoder: Counting) 
     done = await asyncio.gather(*tasks, return_exceptions=True)
     assert isinstance(done[3], asyncio.CancelledError)
     assert all(isinstance(result, np.ndarray) for index, result in enumerate(done) if index != 3)
+    embedder.close()
+
+
+async def test_a_submitted_text_is_in_the_encoder_thread_before_the_caller_yields(encoder: Counting) -> None:
+    """What lets the scan of a request run beside its embedding: no loop turn is needed to start it."""
+    embedder = Embedder(encoder, None, query_cache_size=8, batch_size=8)
+    future = embedder.submit_query("align reads to GRCh38 with bwa-mem2")
+    deadline = time.monotonic() + 10
+    while not encoder.calls and time.monotonic() < deadline:
+        time.sleep(0.001)  # noqa: ASYNC251 - blocking on purpose: the event loop must not turn
+    assert encoder.calls == [1]
+    vector = await future
+    assert vector.shape == (384,)
+    cached = embedder.submit_query("align reads to GRCh38 with bwa-mem2")
+    assert cached.done()  # the cache answers at once
+    assert np.array_equal(cached.result(), vector)
+    embedder.close()
+
+
+async def test_a_text_submitted_while_the_encoder_is_busy_rides_the_next_batch(encoder: Counting) -> None:
+    embedder = Embedder(encoder, None, query_cache_size=0, batch_size=8)
+    first = embedder.submit_query("call variants with DeepVariant")
+    rest = [embedder.submit_query(f"annotate variants with VEP, batch {index}") for index in range(5)]
+    await asyncio.gather(first, *rest)
+    assert encoder.calls == [1, 5]
     embedder.close()
 
 

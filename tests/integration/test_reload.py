@@ -192,6 +192,9 @@ class PausedClassifier:
         await self.release.wait()
         return Classification(task="code_generation", confidence=0.9, scores={"code_generation": 0.9})
 
+    def begin(self, text: str) -> asyncio.Future[Classification]:
+        return asyncio.ensure_future(self.aclassify(text))
+
     async def aload(self) -> None:
         return None
 

@@ -1,4 +1,4 @@
-"""Writing a file so that no reader ever sees half of it.
+"""Files: written so that no reader ever sees half of one, and named the way a user wrote them.
 
 The encoder cache (exported models, embedded utterances) is shared by every process of a
 checkout: proxy replicas starting together, a CLI command beside a running proxy. Each file is
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["replaced_atomically"]
+__all__ = ["display_path", "replaced_atomically"]
 
 
 @contextmanager
@@ -34,3 +34,14 @@ def replaced_atomically(target: Path) -> Iterator[Path]:
     except BaseException:
         Path(partial).unlink(missing_ok=True)
         raise
+
+
+def display_path(path: Path, root: Path | None) -> str:
+    """``path`` as error messages show it: relative to ``root`` (the biorouter home) when inside it,
+    else as it is (a folder configured elsewhere, e.g. ``utterances_dir: /shared/utterances``)."""
+    if root is None:
+        return str(path)
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from biorouter.errors import ConfigError, Problem
+from biorouter.files import display_path
 
 __all__ = ["MIN_UTTERANCES", "load_utterances", "utterance_problems"]
 
@@ -46,7 +47,7 @@ def utterance_problems(folder: Path, *, display_root: Path | None = None) -> tup
     problems: list[Problem] = []
     first_seen: dict[str, tuple[str, int]] = {}
     for path in sorted(folder.glob("*.txt")):
-        display = str(path.relative_to(display_root)) if display_root else str(path)
+        display = display_path(path, display_root)
         task = path.stem
         if not _TASK_NAME.match(task):
             problems.append(Problem(display, (), f"file name must be a lower_snake_case task name, not '{task}'"))

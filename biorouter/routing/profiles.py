@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from biorouter.errors import ConfigError, Problem
+from biorouter.files import display_path
 from biorouter.governance.records import DEFAULT_RECORD_CUES
 from biorouter.governance.sensitivity import BUILTIN_RULE_NAMES, SensitivityDetector, compile_pattern
 from biorouter.routing.complexity import ComplexityConfig, Tier
@@ -351,7 +352,7 @@ def load_profiles(folder: Path, *, display_root: Path | None = None) -> dict[str
     profiles: dict[str, Profile] = {}
     problems: list[Problem] = []
     for path in sorted(folder.glob("*.yaml")):
-        display = str(path.relative_to(display_root)) if display_root else str(path)
+        display = display_path(path, display_root)
         try:
             profiles[path.stem] = load_profile(path, display=display)
         except ConfigError as e:

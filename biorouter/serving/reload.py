@@ -22,7 +22,6 @@ import logging
 import signal
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -30,6 +29,7 @@ from pydantic import BaseModel, ConfigDict
 from biorouter.classify.classifier import TaskClassifier
 from biorouter.classify.utterances import load_utterances
 from biorouter.errors import ClassifierError, ConfigError, Problem
+from biorouter.files import display_path
 from biorouter.governance.sensitivity import SensitivityDetector
 from biorouter.routing.catalogue import Catalogue
 from biorouter.routing.profiles import Profile, load_profiles
@@ -110,7 +110,7 @@ def load_state(
         raise ConfigError([Problem("profiles", (), f"{message} (available: {known})")])
     chosen = profiles[name]
     # validate_all checks profiles against litellm_config on disk; the proxy may serve another list.
-    source = _display(settings.profiles_path / f"{name}.yaml", settings)
+    source = display_path(settings.profiles_path / f"{name}.yaml", settings.home)
     live = [p for p in check_profile(source, chosen, current.catalogue, report.tasks) if p.severity == "error"]
     if live:
         raise ConfigError(live)
@@ -118,13 +118,6 @@ def load_state(
     classifier = _classifier_for(current.classifier, utterances, settings)
     state = current.successor(origin, profile=chosen, classifier=classifier)
     return state, tuple(str(p) for p in report.warnings)
-
-
-def _display(path: Path, settings: Settings) -> str:
-    try:
-        return str(path.resolve().relative_to(settings.home.resolve()))
-    except ValueError:
-        return str(path)
 
 
 def _classifier_for(current: TaskClassifier, utterances: Mapping[str, list[str]], settings: Settings) -> TaskClassifier:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from biorouter.classify.utterances import utterance_problems
 from biorouter.costs.prices import group_prices
 from biorouter.errors import ConfigError, Problem
+from biorouter.files import display_path
 from biorouter.routing.catalogue import Catalogue, Deployment, load_litellm_config
 from biorouter.routing.profiles import Profile, Route, load_profile
 from biorouter.settings import Settings
@@ -129,13 +130,6 @@ def check_profile(source: str, profile: Profile, catalogue: Catalogue, tasks: Ma
     return problems
 
 
-def _display(path: Path, home: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(home.resolve()))
-    except ValueError:
-        return str(path)
-
-
 def validate_all(settings: Settings, *, litellm_config: Path | None = None) -> ValidationReport:
     """Check every file biorouter reads; never raises for a problem in them."""
     home = settings.home
@@ -146,25 +140,25 @@ def validate_all(settings: Settings, *, litellm_config: Path | None = None) -> V
     catalogue = Catalogue(groups={})
     standins = False
     try:
-        config = load_litellm_config(config_path, display=_display(config_path, home))
+        config = load_litellm_config(config_path, display=display_path(config_path, home))
         catalogue = Catalogue.from_deployments(config.model_list)
         standins = is_standin_config(config.model_list)
         for index, deployment in enumerate(config.model_list):
             if deployment.model_info.locality is None:
                 problems.append(
                     Problem(
-                        _display(config_path, home),
+                        display_path(config_path, home),
                         ("model_list", index, "model_info", "locality"),
                         f"not declared for '{deployment.model_name}': it counts as cloud",
                         "warning",
                     )
                 )
-        problems.extend(address_problems(config.model_list, _display(config_path, home)))
+        problems.extend(address_problems(config.model_list, display_path(config_path, home)))
         for group, price in sorted(group_prices(config.model_list).items()):
             if price is None:
                 problems.append(
                     Problem(
-                        _display(config_path, home),
+                        display_path(config_path, home),
                         ("model_list", group),
                         "no known price for this cloud group: budgets cannot limit its spend "
                         "(set input_cost_per_token and output_cost_per_token in model_info)",
@@ -181,13 +175,13 @@ def validate_all(settings: Settings, *, litellm_config: Path | None = None) -> V
     profiles: dict[str, tuple[str, Profile]] = {}
     folder = settings.profiles_path
     if not folder.is_dir():
-        problems.append(Problem(_display(folder, home), (), "profiles folder not found"))
+        problems.append(Problem(display_path(folder, home), (), "profiles folder not found"))
     else:
         paths = sorted(folder.glob("*.yaml"))
         if not paths:
-            problems.append(Problem(_display(folder, home), (), "no *.yaml profiles found"))
+            problems.append(Problem(display_path(folder, home), (), "no *.yaml profiles found"))
         for path in paths:
-            source = _display(path, home)
+            source = display_path(path, home)
             try:
                 profiles[path.stem] = (source, load_profile(path, display=source))
             except ConfigError as e:

@@ -496,3 +496,24 @@ def test_validate_explains_each_profiles_detector_and_warns_when_it_is_weakened(
     assert any("detector weakened: clinical notes without a name" in w for w in warnings)
     assert any("detector weakened: a note needs 5 kinds" in w for w in warnings)
     assert "weakened" in report.governance["t4_hybrid"]
+
+
+def test_folders_configured_outside_the_home_load_and_are_named_as_configured(
+    home: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """``utterances_dir: /shared/utterances``: a shared folder outside the home is a valid layout, and its
+    problems name the file by its absolute path (it crashed the classifier's load before)."""
+    shared = tmp_path_factory.mktemp("elsewhere")
+    shutil.move(home / "utterances", shared / "utterances")
+    shutil.move(home / "profiles", shared / "profiles")
+    edit(home / "biorouter.yaml", "profiles_dir: profiles", f"profiles_dir: {shared / 'profiles'}")
+    edit(home / "biorouter.yaml", "utterances_dir: utterances", f"utterances_dir: {shared / 'utterances'}")
+    settings = load_settings(home)
+    report = validate_all(settings)
+    assert report.errors == []
+    append(shared / "utterances" / "code_generation.txt", "write a snakemake rule for fastp")
+    append(shared / "utterances" / "code_generation.txt", "write a snakemake rule for fastp")
+    _, problems = utterance_problems(settings.utterances_path, display_root=settings.home)
+    where = str(shared / "utterances" / "code_generation.txt")
+    assert [p.source for p in problems] == [where]
+    assert problems[0].message.startswith(f"duplicate of {where} line ")

@@ -23,6 +23,8 @@ from bisect import bisect_right
 from itertools import accumulate
 from typing import Final
 
+from biorouter.governance.prefilter import Prefiltered
+
 __all__ = ["about_many_or_an_instrument", "is_lab_results"]
 
 MIN_ROWS: Final = 3
@@ -162,7 +164,16 @@ def _result_row(line: str) -> bool:
     return _BP_READING.search(line) is not None and _DATE.search(line) is not None
 
 
-def _line_numbers(pattern: re.Pattern[str], text: str, starts: list[int]) -> set[int]:
+# The patterns read over a whole paste, behind an RE2 screen: a paste of code or logs is mostly
+# proven free of them in one linear pass (answers unchanged; biorouter/governance/prefilter.py).
+_TOKENS_IN_TEXT: Final = Prefiltered(_TOKEN)
+_READINGS_IN_TEXT: Final = Prefiltered(_BP_READING)
+_DATES_IN_TEXT: Final = Prefiltered(_DATE)
+_DATE_FIRST_ROWS_IN_TEXT: Final = Prefiltered(_DATE_FIRST_ROW)
+_NOT_ONE_PERSON_IN_TEXT: Final = Prefiltered(_NOT_ONE_PERSON)
+
+
+def _line_numbers(pattern: Prefiltered, text: str, starts: list[int]) -> set[int]:
     """Indexes of the lines of ``text`` (starting at ``starts``) where ``pattern`` matches: one pass over the text."""
     return {bisect_right(starts, match.start()) - 1 for match in pattern.finditer(text)}
 
@@ -174,7 +185,7 @@ def _has_value(line: str) -> bool:
 
 def about_many_or_an_instrument(text: str) -> bool:
     """Whether case-folded ``text`` speaks of a cohort, samples, an analyzer's QC or a textbook case."""
-    return _NOT_ONE_PERSON.search(text[:20000]) is not None
+    return _NOT_ONE_PERSON_IN_TEXT.search(text[:20000]) is not None
 
 
 def is_lab_results(text: str) -> bool:
@@ -187,15 +198,15 @@ def is_lab_results(text: str) -> bool:
     if about_many_or_an_instrument(head):
         return False
     first_line = head.lstrip().split("\n", 1)[0]
-    if len(_DATE_FIRST_ROW.findall(head)) >= MIN_ROWS and _COLUMNS_NOT_ONE_PATIENT.search(first_line) is None:
+    if len(_DATE_FIRST_ROWS_IN_TEXT.findall(head)) >= MIN_ROWS and _COLUMNS_NOT_ONE_PATIENT.search(first_line) is None:
         return True
     lines = head.split("\n")
     starts = list(accumulate((len(line) + 1 for line in lines[:-1]), initial=0))
-    named = _line_numbers(_TOKEN, head, starts)
-    pressures = _line_numbers(_BP_READING, head, starts)  # a diary may name nothing: "Mon 06 May 07:10 148/92"
+    named = _line_numbers(_TOKENS_IN_TEXT, head, starts)
+    pressures = _line_numbers(_READINGS_IN_TEXT, head, starts)  # a diary may name nothing: "Mon 06 May 07:10 148/92"
     if not named and len(pressures) < MIN_ROWS:
         return False
-    dated = _line_numbers(_DATE, head, starts)
+    dated = _line_numbers(_DATES_IN_TEXT, head, starts)
     readings = pressures & dated
     rows = set(readings)
     for index in sorted(named - rows):  # stop at the third row: a long note has dozens

@@ -3,38 +3,23 @@
 Why: a pasted log or 10,000 characters of code match none of the detector's patterns, and the
 standard library proves that by trying every pattern at every position (8-10 ms per 10k
 characters over all rules, the tail of the decision's latency). RE2 answers the same question
-for a *superset* of each pattern in one automaton pass, 20-30 times faster, and most texts stop
-there. Where the superset does match, the original pattern runs from the superset's first match
-(no real match can start earlier), so every answer is the original pattern's, bit for bit.
-
-The superset is built from the standard library's own parse of the pattern, so it cannot drift
-from it: assertions (``\\b``, ``^``, lookarounds) are dropped (dropping a condition only widens),
-a backreference becomes its group's pattern, and ``\\d``, ``\\s``, ``\\w`` become the exact Unicode
-sets Python uses (RE2's own are ASCII). A pattern RE2 cannot hold, or the ``regex`` module's
-dialect, keeps the plain path; so does a text RE2 cannot encode (a lone surrogate).
+for a *superset* of each pattern (:mod:`biorouter.governance.superset`) in one automaton pass,
+20-30 times faster, and most texts stop there. Where the superset does match, the original
+pattern runs from the superset's first match (no real match can start earlier), so every answer
+is the original pattern's, bit for bit. A pattern with no superset here keeps the plain path;
+so does a text RE2 cannot encode (a lone surrogate).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import re
-import string
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from functools import cache
-from typing import Any, Final
+from typing import Any
 
-import numpy as np
+from biorouter.governance.superset import char_syntax, superset_pattern
 
-__all__ = ["Prefiltered", "superset_pattern"]
-
-# The standard library's own parser, opcodes and case tables (private modules, stable across 3.11-3.13;
-# tests/unit/test_prefilter.py checks every shipped pattern against them).
-sre: Any = importlib.import_module("re._constants")
-sre_parse: Any = importlib.import_module("re._parser")
-_sre: Any = importlib.import_module("_sre")
-_EXTRA_CASES: dict[int, tuple[int, ...]] = importlib.import_module("re._casefix")._EXTRA_CASES
+__all__ = ["LiteralSet", "Prefiltered"]
 
 log = logging.getLogger("biorouter.governance")
 
@@ -42,304 +27,6 @@ try:  # a declared dependency; without it every pattern keeps the plain path
     import re2 as _re2
 except ImportError:  # pragma: no cover - exercised only on a broken install
     _re2 = None
-
-_RE2_MAX_REPEAT: Final = 1000  # RE2 refuses counted repetitions above this
-_UNICODE_TOP: Final = 0x10FFFF
-
-
-@cache
-def _categories(ascii_only: bool) -> dict[str, tuple[tuple[int, int], ...]]:
-    """The code points of ``\\d``, ``\\s`` and ``\\w`` as the standard library matches them on ``str``.
-
-    Asked of the engine itself (its runs over every code point but surrogates, which UTF-8 cannot
-    hold), so the sets are exactly its own.
-    """
-    text = _utf8_code_points().tobytes().decode("utf-32-le")
-    blocks = [(0, text[:0xD800]), (0xE000, text[0xD800:])]
-    flags = re.ASCII if ascii_only else 0
-    return {
-        name: tuple(
-            (first + match.start(), first + match.end() - 1)
-            for first, block in blocks
-            for match in re.finditer(pattern, block, flags)
-        )
-        for name, pattern in (("DIGIT", r"\d+"), ("SPACE", r"\s+"), ("WORD", r"\w+"))
-    }
-
-
-def _char(point: int) -> str:
-    character = chr(point)
-    if character.isascii() and character.isalnum():
-        return character
-    return f"\\x{{{point:x}}}"
-
-
-def _runs_of(points: Iterable[int]) -> list[tuple[int, int]]:
-    runs: list[tuple[int, int]] = []
-    for point in sorted(set(points)):
-        if runs and point == runs[-1][1] + 1:
-            runs[-1] = (runs[-1][0], point)
-        else:
-            runs.append((point, point))
-    return runs
-
-
-def _merge(runs: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    merged: list[tuple[int, int]] = []
-    for lo, hi in sorted(runs):
-        if merged and lo <= merged[-1][1] + 1:
-            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
-        else:
-            merged.append((lo, hi))
-    return merged
-
-
-def _class_body(runs: list[tuple[int, int]]) -> str:
-    return "".join(_char(lo) if lo == hi else f"{_char(lo)}-{_char(hi)}" for lo, hi in runs)
-
-
-def _klass(runs: list[tuple[int, int]], negate: bool) -> str:
-    runs = [(max(lo, 0), min(hi, _UNICODE_TOP)) for lo, hi in _merge(runs)]
-    runs = [run for part in runs for run in _without_surrogates(part)]
-    if not runs:
-        return "(?s:.)" if negate else "[^\\x{0}-\\x{10ffff}]"
-    return f"[{'^' if negate else ''}{_class_body(runs)}]"
-
-
-def _without_surrogates(run: tuple[int, int]) -> list[tuple[int, int]]:
-    lo, hi = run
-    parts = [(lo, min(hi, 0xD7FF)), (max(lo, 0xE000), hi)]
-    return [(a, b) for a, b in parts if a <= b]
-
-
-def _utf8_code_points() -> np.ndarray:
-    """Every code point but the surrogates (which UTF-8 cannot hold), in order."""
-    points = np.arange(_UNICODE_TOP + 1, dtype=np.uint32)
-    return points[(points < 0xD800) | (points > 0xDFFF)]
-
-
-@cache
-def _lowered_from() -> dict[int, tuple[int, ...]]:
-    """For each code point some other code point lowers to (the standard library's ``tolower``), those others.
-
-    ``str.lower`` over all code points at once finds the candidates (its mapping is the simple one
-    but for U+0130, whose full lowering is two characters); ``tolower`` confirms each of them.
-    """
-    points = _utf8_code_points()
-    text = points.tobytes().decode("utf-32-le").replace("\u0130", "i")
-    lowered = np.frombuffer(text.lower().encode("utf-32-le"), dtype=np.uint32)
-    sources: dict[int, list[int]] = {}
-    for point in [0x130, *points[lowered != points].tolist()]:
-        lower = _sre.unicode_tolower(point)
-        if lower != point:
-            sources.setdefault(lower, []).append(point)
-    return {lower: tuple(sorted(set(found))) for lower, found in sources.items()}
-
-
-_MAX_FOLDED_CLASS: Final = 70_000  # code points; a bigger class under IGNORECASE keeps the plain path
-
-
-def _case_closure(points: Iterable[int]) -> set[int]:
-    """Every code point ``(?i)`` lets match one of ``points``: its lowering is theirs or one of their extra cases."""
-    lowered: set[int] = set()
-    for point in points:
-        lower = _sre.unicode_tolower(point)
-        lowered.add(lower)
-        lowered.update(_EXTRA_CASES.get(lower, ()))
-    closure = set(points) | lowered
-    sources = _lowered_from()
-    for lower in lowered:
-        closure.update(sources.get(lower, ()))
-    return closure
-
-
-_ASCII_WORD: Final = frozenset(ord(c) for c in string.ascii_letters + string.digits + "_")
-
-
-@dataclass(frozen=True)
-class _Piece:
-    """A translated node: its RE2 text and what is known of its first and last characters."""
-
-    text: str
-    first: frozenset[int] | None = None  # None: unknown, or the piece can match nothing
-    last: frozenset[int] | None = None
-    zero_width: bool = False
-
-
-def _small(points: set[int]) -> frozenset[int] | None:
-    return frozenset(points) if len(points) <= 4096 else None
-
-
-class _Untranslatable(ValueError):
-    """The pattern uses something with no RE2 superset here; it keeps the plain path."""
-
-
-class _Translator:
-    """The standard library's parse tree, written out as RE2 syntax that matches at least as much.
-
-    RE2 is never asked to fold case: ``(?i)`` is expanded here into the exact classes the standard
-    library matches, so RE2's own (slightly different) folding cannot narrow anything.
-    """
-
-    def __init__(self, flags: int) -> None:
-        if flags & re.ASCII and flags & re.IGNORECASE:
-            raise _Untranslatable("ASCII case folding")
-        self.ascii_only = bool(flags & re.ASCII)
-        self.groups: dict[int, _Piece] = {}
-
-    def category(self, category: Any) -> tuple[list[tuple[int, int]], bool]:
-        """(runs, negated) of one ``CATEGORY_*`` constant."""
-        name = str(category).removeprefix("CATEGORY_")
-        negated = name.startswith("NOT_")
-        base = name.removeprefix("NOT_")
-        if base not in ("DIGIT", "SPACE", "WORD"):
-            raise _Untranslatable(f"category {category}")
-        return list(_categories(self.ascii_only)[base]), negated
-
-    def literal(self, point: int, ignorecase: bool) -> set[int]:
-        return _case_closure((point,)) if ignorecase else {point}
-
-    def klass(self, items: list[tuple[Any, Any]], ignorecase: bool) -> _Piece:
-        negate = False
-        points: set[int] = set()
-        runs: list[tuple[int, int]] = []
-        complements: list[list[tuple[int, int]]] = []
-        for op, value in items:
-            if op is sre.NEGATE:
-                negate = True
-            elif op is sre.LITERAL:
-                points.update(self.literal(value, ignorecase))
-            elif op is sre.RANGE:
-                lo, hi = value
-                if ignorecase:
-                    if hi - lo > _MAX_FOLDED_CLASS:
-                        raise _Untranslatable("a very wide range under IGNORECASE")
-                    points.update(_case_closure(range(lo, hi + 1)))
-                else:
-                    runs.append((lo, hi))
-            elif op is sre.CATEGORY:
-                category, negated = self.category(value)
-                (complements.append(category) if negated else runs.extend(category))
-            else:
-                raise _Untranslatable(f"class item {op}")
-        runs = _merge([*runs, *_runs_of(points)])
-        for complement in complements:  # [\D...] = everything outside the category, plus the rest
-            runs = _merge([*runs, *_complement(complement)])
-        first = (
-            _small({p for lo, hi in runs for p in range(lo, hi + 1)}) if not negate and _width(runs) <= 4096 else None
-        )
-        return _Piece(_klass(runs, negate), first, first)
-
-    def sequence(self, items: Any, ignorecase: bool) -> _Piece:
-        pieces = [self.item(op, value, ignorecase) for op, value in items]
-        texts = []
-        for index, piece in enumerate(pieces):
-            if piece.text == "\\b":  # kept only where RE2's ASCII boundary is at least as permissive
-                after = _edge(pieces[index + 1 :], first=True)
-                before = _edge(pieces[:index], first=False)
-                if not any(edge is not None and edge <= _ASCII_WORD for edge in (after, before)):
-                    continue
-            texts.append(piece.text)
-        return _Piece("".join(texts), _edge(pieces, first=True), _edge(pieces, first=False))
-
-    def item(self, op: Any, value: Any, ignorecase: bool) -> _Piece:
-        if op is sre.LITERAL:
-            points = self.literal(value, ignorecase)
-            text = _char(value) if len(points) == 1 else _klass(_runs_of(points), negate=False)
-            return _Piece(text, frozenset(points), frozenset(points))
-        if op is sre.NOT_LITERAL:
-            return _Piece(_klass(_runs_of(self.literal(value, ignorecase)), negate=True))
-        if op is sre.ANY:
-            return _Piece("(?s:.)")  # with or without DOTALL: the wider
-        if op is sre.IN:
-            return self.klass(value, ignorecase)
-        if op is sre.BRANCH:
-            branches = [self.sequence(branch, ignorecase) for branch in value[1]]
-            return _Piece(
-                "(?:" + "|".join(branch.text for branch in branches) + ")",
-                _union(branch.first for branch in branches),
-                _union(branch.last for branch in branches),
-            )
-        if op is sre.SUBPATTERN:
-            group, add_flags, del_flags, inner = value
-            if add_flags & re.IGNORECASE:
-                ignorecase = True
-            if del_flags & re.IGNORECASE:
-                ignorecase = False
-            piece = self.sequence(inner, ignorecase)
-            if group is not None:
-                self.groups[group] = piece
-            return _Piece(f"(?:{piece.text})", piece.first, piece.last)
-        if op is sre.ATOMIC_GROUP:
-            piece = self.sequence(value, ignorecase)
-            return _Piece(f"(?:{piece.text})", piece.first, piece.last)
-        if op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT):
-            low, high, inner = value
-            piece = self.sequence(inner, ignorecase)
-            body = f"(?:{piece.text})"
-            if low > _RE2_MAX_REPEAT:
-                text = f"{body}*"
-            elif high is sre.MAXREPEAT or high > _RE2_MAX_REPEAT:
-                text = f"{body}{{{low},}}"
-            else:
-                text = f"{body}{{{low},{high}}}"
-            return _Piece(text, piece.first, piece.last) if low >= 1 else _Piece(text)
-        if op is sre.AT:
-            return _Piece("\\b" if value is sre.AT_BOUNDARY else "", zero_width=True)
-        if op in (sre.ASSERT, sre.ASSERT_NOT):
-            return _Piece("", zero_width=True)  # dropping a condition only widens
-        if op is sre.GROUPREF:
-            if value not in self.groups:
-                raise _Untranslatable(f"backreference to group {value} before it closes")
-            return self.groups[value]
-        if op is sre.GROUPREF_EXISTS:
-            _, yes, no = value
-            yes_piece = self.sequence(yes, ignorecase)
-            no_text = self.sequence(no, ignorecase).text if no is not None else ""
-            return _Piece(f"(?:{yes_piece.text}|{no_text})")
-        raise _Untranslatable(f"operator {op}")
-
-
-def _width(runs: list[tuple[int, int]]) -> int:
-    return sum(hi - lo + 1 for lo, hi in runs)
-
-
-def _complement(runs: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    gaps, previous = [], -1
-    for lo, hi in _merge(runs):
-        if lo > previous + 1:
-            gaps.append((previous + 1, lo - 1))
-        previous = hi
-    if previous < _UNICODE_TOP:
-        gaps.append((previous + 1, _UNICODE_TOP))
-    return gaps
-
-
-def _union(edges: Iterable[frozenset[int] | None]) -> frozenset[int] | None:
-    total: set[int] = set()
-    for edge in edges:
-        if edge is None:
-            return None
-        total |= edge
-    return frozenset(total)
-
-
-def _edge(pieces: list[_Piece], *, first: bool) -> frozenset[int] | None:
-    """The characters the first (or last) consuming piece can start (or end) with; None when unknown."""
-    for piece in pieces if first else reversed(pieces):
-        if piece.zero_width:
-            continue
-        return piece.first if first else piece.last
-    return None
-
-
-def superset_pattern(pattern: re.Pattern[str]) -> str:
-    """RE2 syntax for a pattern that matches wherever ``pattern`` does (and possibly more).
-
-    Raises ``ValueError`` for what has no translation here.
-    """
-    parsed = sre_parse.parse(pattern.pattern, pattern.flags)
-    return _Translator(pattern.flags).sequence(parsed, bool(pattern.flags & re.IGNORECASE)).text
 
 
 class Prefiltered:
@@ -386,3 +73,38 @@ class Prefiltered:
     def findall(self, text: str) -> list[Any]:
         start = self.first_possible(text)
         return [] if start is None else self.pattern.findall(text, start)
+
+
+class LiteralSet:
+    """Which of some literal strings occur in a text (as substrings, overlaps included), in one RE2 pass.
+
+    ``None`` from :meth:`present` means RE2 could not answer (not installed, or a text it cannot
+    encode): the caller asks its own exact fallback.
+    """
+
+    def __init__(self, words: Iterable[str]) -> None:
+        self.words = tuple(sorted({word for word in words if word}))
+        self._set: Any = None
+        if _re2 is None or not self.words:
+            return
+        try:
+            options = _re2.Options()
+            options.log_errors = False
+            options.max_mem = 64 << 20
+            found = _re2.Set.SearchSet(options)
+            for word in self.words:
+                found.Add("".join(char_syntax(ord(character)) for character in word))
+            found.Compile()
+            self._set = found
+        except Exception as e:  # any refusal means the caller's exact path
+            log.debug("literal set keeps the plain path: %s", e)
+            self._set = None
+
+    def present(self, text: str) -> frozenset[str] | None:
+        if self._set is None:
+            return None
+        try:
+            indexes = self._set.Match(text)
+        except Exception:  # e.g. a lone surrogate RE2 cannot encode
+            return None
+        return frozenset(self.words[index] for index in indexes or ())  # None when nothing occurs

@@ -454,11 +454,14 @@ def test_the_cue_index_finds_exactly_the_words_a_substring_test_finds() -> None:
         folded = text.casefold()
         expected = frozenset(word for word in words if word in folded)
         assert index.present(folded) == expected, text[:80]
+        assert index.present_by_regex(folded) == expected, text[:80]  # the path without RE2
         seen += len(expected)
     assert seen >= 20  # the texts really hold cue words
 
     tiny = CueIndex(["ab", "abc", "bcd", "c"])
     assert tiny.present("xabcdx") == {"ab", "abc", "bcd", "c"}  # overlapping, nested and prefix words
+    assert tiny.present_by_regex("xabcdx") == {"ab", "abc", "bcd", "c"}
+    assert tiny.present("x\ud800abc") == {"ab", "abc", "c"}  # a text RE2 cannot encode: the regex answers
     assert CueIndex([]).present("anything") == frozenset()
 
 

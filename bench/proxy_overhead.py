@@ -33,6 +33,11 @@ so the classifier's query cache never hits: the hook is measured on its slow pat
 from ``utterances/*.txt``: short chat lines,
 medium requests with context, long pasted code with the question at the end.
 
+``--encoder endpoint`` measures the production topology for a busy proxy: the classifier embeds
+through an embeddings server (the stand-in's ``/v1/embeddings``), so the proxy's CPU is the
+routing alone (the stand-in's hash vectors make the routes arbitrary; every route is still one
+upstream call).
+
 Prints figures and the targets beside them; gates nothing (exit 1 only if requests failed).
 Run: ``python bench/proxy_overhead.py`` (about 3 minutes; ``--quick`` about 1).
 """
@@ -507,6 +512,14 @@ def parse_args() -> argparse.Namespace:
         "--workers", type=int, default=2, help="worker processes for the workers table (1: skip the table)"
     )
     parser.add_argument("--run-dir", type=Path, default=None, help="keep configs and logs here (default: a temp dir)")
+    parser.add_argument(
+        "--encoder",
+        choices=("in-process", "endpoint"),
+        default="in-process",
+        help="where the classifier embeds: in the proxy (the embedded default) or at an embeddings server "
+        "(the stand-in's /v1/embeddings on loopback, as a GPU embeddings server in production; routes are "
+        "then not meaningful, the stand-in's vectors are hashes, and the accuracy guard is skipped)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.requests, args.rounds = min(args.requests, 100), min(args.rounds, 2)
@@ -532,6 +545,28 @@ async def measure_loaded(
                 loaded[target.name].append(await run_phase(clients[target.name], target, prompts, args.concurrency))
             print(f"  workers round {round_index + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     return loaded
+
+
+def endpoint_home(run_dir: Path, api_base: str) -> Path:
+    """A biorouter home like the checkout's, whose classifier embeds through ``api_base``/embeddings.
+
+    The production topology for a busy proxy: the encoder on the GPU embeddings server, so the
+    proxy's CPU goes to routing only. Declared ``local`` (the server is the group's own).
+    """
+    config = yaml.safe_load((ROOT / "biorouter.yaml").read_text(encoding="utf-8"))
+    for key in ("profiles_dir", "utterances_dir", "litellm_config"):
+        config[key] = str(ROOT / config[key])
+    config["cache_dir"] = str(run_dir / "cache")
+    config["classifier"]["encoder"] = {
+        "kind": "openai-compatible",
+        "model": "bench-embeddings",
+        "api_base": api_base,
+        "locality": "local",
+    }
+    home = run_dir / "home"
+    home.mkdir(exist_ok=True)
+    (home / "biorouter.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return home
 
 
 def _start_all(proxies: Mapping[str, BenchProxy]) -> None:
@@ -565,8 +600,9 @@ def main() -> int:
         standin = StandIn("bench", fault=fault, log_path=run_dir / "standin.log")
         stack.callback(standin.stop)
         standin.start()
+        home = ROOT if args.encoder == "in-process" else endpoint_home(run_dir, standin.api_base)
         env = {
-            "BIOROUTER_HOME": str(ROOT),
+            "BIOROUTER_HOME": str(home),
             "BIOROUTER_PROFILE": args.profile,
             "BIOROUTER_AUDIT_LOG": str(run_dir / "audit.jsonl"),
             GROUP_ENV: passthrough_group,
@@ -592,7 +628,9 @@ def main() -> int:
             f"{os.cpu_count()} CPU cores shared by client, stand-in and proxies; load average "
             f"{os.getloadavg()[0]:.1f} at start; proxies up, loaded one at a time, paths in rotated order each round; "
             f"unique request texts ({' / '.join(SHAPES)} in equal parts)"
-            + (f"; proxy environment: {args.proxy_env}" if args.proxy_env else ""),
+            + (f"; proxy environment: {args.proxy_env}" if args.proxy_env else "")
+            + f"; classifier encoder {args.encoder}"
+            + (" (the stand-in's /v1/embeddings)" if args.encoder == "endpoint" else ""),
             flush=True,
         )
         results = asyncio.run(measure(targets, source, args))
@@ -607,7 +645,9 @@ def main() -> int:
             workers_table(results, two, args, (1, args.workers))
         else:
             print("\nworkers table skipped: several workers need a shared ledger and redis-server is not installed")
-    if not args.no_accuracy:
+    if args.encoder == "endpoint":
+        print("accuracy guard skipped: the embeddings stand-in's vectors are hashes, not a model's")
+    elif not args.no_accuracy:
         print(accuracy_line(_guard_classifier(args.proxy_env)))
     return 1 if failed else 0
 

@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import regex
+
+from biorouter.governance.regex_superset import fold_text, regex_superset
 from biorouter.governance.superset import char_syntax, superset_pattern
 
-__all__ = ["LiteralSet", "Prefiltered"]
+__all__ = ["LiteralSet", "Prefiltered", "build_all"]
 
 log = logging.getLogger("biorouter.governance")
 
@@ -29,50 +33,95 @@ except ImportError:  # pragma: no cover - exercised only on a broken install
     _re2 = None
 
 
-class Prefiltered:
-    """A standard-library pattern with its RE2 superset in front (or alone, where there is none)."""
+_UNBUILT: Any = object()
+_BUILDING = threading.RLock()
 
-    def __init__(self, pattern: re.Pattern[str]) -> None:
+
+class Prefiltered:
+    """A pattern (standard library or ``regex``) with its RE2 superset in front, or alone where there is none."""
+
+    def __init__(self, pattern: re.Pattern[str] | regex.Pattern[str]) -> None:
         self.pattern = pattern
-        self._fast: Any = None
-        if _re2 is None:
-            return
-        try:
-            options = _re2.Options()
-            options.log_errors = False
-            options.never_capture = True
-            options.max_mem = 64 << 20
-            self._fast = _re2.compile(superset_pattern(pattern), options)
-        except Exception as e:  # any refusal means the plain path, never a wrong answer
-            log.debug("pattern keeps the plain path (%s): %.80s", e, pattern.pattern)
-            self._fast = None
+        self._fast: Any = _UNBUILT  # built on first use (or by build_all() in a warm-up thread)
+        self._folded = False  # the superset reads the text after the regex engine's case folding
+        _ALL.append(self)
+
+    def build(self) -> None:
+        """Translate and compile the superset now (about 10 ms a pattern; once)."""
+        with _BUILDING:
+            if self._fast is not _UNBUILT:
+                return
+            fast: Any = None
+            if _re2 is not None:
+                try:
+                    if isinstance(self.pattern, re.Pattern):
+                        superset = superset_pattern(self.pattern)
+                    else:
+                        superset, self._folded = regex_superset(self.pattern)
+                    options = _re2.Options()
+                    options.log_errors = False
+                    options.never_capture = True
+                    options.max_mem = 64 << 20
+                    fast = _re2.compile(superset, options)
+                except Exception as e:  # any refusal means the plain path, never a wrong answer
+                    log.debug("pattern keeps the plain path (%s): %.80s", e, self.pattern.pattern)
+            self._fast = fast
 
     @property
     def accelerated(self) -> bool:
         """Whether an RE2 superset screens texts for this pattern."""
+        if self._fast is _UNBUILT:
+            self.build()
         return self._fast is not None
 
     def first_possible(self, text: str) -> int | None:
         """Where the earliest match could start, or ``None`` when none can."""
+        if self._fast is _UNBUILT:
+            self.build()
         if self._fast is None:
             return 0
         try:
+            if self._folded:  # a position in folded text does not index the original: yes or no only
+                return None if self._fast.search(_folded(text)) is None else 0
             found = self._fast.search(text)
         except Exception:  # e.g. a lone surrogate RE2 cannot encode: the plain path decides
             return 0
         return None if found is None else int(found.start())
 
-    def search(self, text: str) -> re.Match[str] | None:
+    def search(self, text: str) -> Any:
         start = self.first_possible(text)
         return None if start is None else self.pattern.search(text, start)
 
-    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+    def finditer(self, text: str) -> Iterator[Any]:
         start = self.first_possible(text)
         return iter(()) if start is None else self.pattern.finditer(text, start)
 
     def findall(self, text: str) -> list[Any]:
         start = self.first_possible(text)
         return [] if start is None else self.pattern.findall(text, start)
+
+
+_ALL: list[Prefiltered] = []
+
+
+def build_all() -> None:
+    """Build every screen made so far (the proxy's warm-up does, so no request pays the first build)."""
+    for screen in list(_ALL):
+        screen.build()
+
+
+_last_fold: tuple[str, str] = ("", "")
+
+
+def _folded(text: str) -> str:
+    """The regex engine's case folding of ``text``; the last answer is kept, as every rule asks of one text."""
+    global _last_fold
+    last_text, last_folded = _last_fold
+    if last_text is text:
+        return last_folded
+    folded = fold_text(text)
+    _last_fold = (text, folded)
+    return folded
 
 
 class LiteralSet:

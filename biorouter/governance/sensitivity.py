@@ -39,7 +39,7 @@ from biorouter.governance import people, records
 from biorouter.governance.cue_index import CueIndex
 from biorouter.governance.identifiers import IDENTIFIER_RULES, Match
 from biorouter.governance.national_ids import NATIONAL_ID_RULES
-from biorouter.governance.prefilter import Prefiltered
+from biorouter.governance.prefilter import Prefiltered, build_all
 from biorouter.governance.verdicts import ChunkVerdict, ChunkVerdicts
 
 __all__ = ["BUILTIN_RULES", "LAYER_RULE_NAMES", "UNAVAILABLE", "SensitivityDetector", "SensitivityRule"]
@@ -209,7 +209,7 @@ class SensitivityRule:
     # Case-folded words of which every match contains at least one: a text without any of them
     # cannot match, and skipping the regex there saves most of the scan of long pasted code.
     needs: tuple[str, ...] = ()
-    # An RE2 screen for a built-in stdlib pattern: texts it rejects cannot match (biorouter/governance/prefilter.py).
+    # An RE2 screen for a built-in pattern: texts it rejects cannot match (biorouter/governance/prefilter.py).
     screen: Prefiltered | None = field(default=None, compare=False, repr=False)
 
     def fires(self, text: str, lowered: str | None = None, cues: frozenset[str] | None = None) -> bool:
@@ -227,14 +227,14 @@ class SensitivityRule:
                 folded = text.casefold() if lowered is None else lowered
                 if not any(word in folded for word in self.needs):
                     return False
+        start = 0 if self.screen is None else self.screen.first_possible(text)  # built-in: screened first
+        if start is None:
+            return False
         try:
-            # concurrent: the GIL is released while matching, so the proxy's loop runs meanwhile
-            if self.screen is not None:  # a built-in rule, screened in linear time first
-                matches: Iterable[Match] = self.screen.finditer(text)
-            elif isinstance(self.pattern, re.Pattern):  # a built-in rule on the faster stdlib engine
-                matches = self.pattern.finditer(text)
-            else:
-                matches = self.pattern.finditer(text, concurrent=True, timeout=self.timeout)
+            if isinstance(self.pattern, re.Pattern):  # a built-in rule on the faster stdlib engine
+                matches: Iterable[Match] = self.pattern.finditer(text, start)
+            else:  # concurrent: the GIL is released while matching, so the proxy's loop runs meanwhile
+                matches = self.pattern.finditer(text, start, concurrent=True, timeout=self.timeout)
             for match in matches:
                 if self.confirm is None or self.confirm(match, text):
                     return True
@@ -252,10 +252,8 @@ def _rule(
     needs: tuple[str, ...] = (),
     stdlib: bool = False,
 ) -> SensitivityRule:
-    if stdlib:
-        compiled = re.compile(pattern)
-        return SensitivityRule(name, description, compiled, confirm, needs=needs, screen=Prefiltered(compiled))
-    return SensitivityRule(name, description, regex.compile(pattern, regex.VERSION1), confirm, needs=needs)
+    compiled = re.compile(pattern) if stdlib else regex.compile(pattern, regex.VERSION1)
+    return SensitivityRule(name, description, compiled, confirm, needs=needs, screen=Prefiltered(compiled))
 
 
 _LABELLED_RULES: Final[tuple[SensitivityRule, ...]] = (
@@ -693,7 +691,9 @@ class SensitivityDetector:
         return self.people and any(people.would_run_model(text) for text in texts if text)
 
     def warm(self) -> bool:
-        """Load what the layers need (the NER model) now; False when a layer cannot load (scans fail closed)."""
+        """Load what the layers need (the RE2 screens, the NER model) now; False when a layer cannot load
+        (scans fail closed)."""
+        build_all()
         return not self.people or people.warm()
 
     @staticmethod

@@ -87,11 +87,17 @@ def _class_body(runs: list[tuple[int, int]]) -> str:
 
 
 def _klass(runs: list[tuple[int, int]], negate: bool) -> str:
-    runs = [(max(lo, 0), min(hi, _UNICODE_TOP)) for lo, hi in _merge(runs)]
-    runs = [run for part in runs for run in _without_surrogates(part)]
-    if not runs:
+    return _klass_text(tuple(runs), negate)
+
+
+@cache
+def _klass_text(runs: tuple[tuple[int, int], ...], negate: bool) -> str:
+    """An RE2 class of ``runs`` (the same big classes recur: ``\\w``, a property, a case closure)."""
+    merged = [(max(lo, 0), min(hi, _UNICODE_TOP)) for lo, hi in _merge(runs)]
+    merged = [run for part in merged for run in _without_surrogates(part)]
+    if not merged:
         return "(?s:.)" if negate else "[^\\x{0}-\\x{10ffff}]"
-    return f"[{'^' if negate else ''}{_class_body(runs)}]"
+    return f"[{'^' if negate else ''}{_class_body(merged)}]"
 
 
 def _without_surrogates(run: tuple[int, int]) -> list[tuple[int, int]]:
@@ -190,6 +196,10 @@ class _Translator:
     def literal(self, point: int, ignorecase: bool) -> set[int]:
         return _case_closure((point,)) if ignorecase else {point}
 
+    def set_runs(self, point: int) -> list[tuple[int, int]] | None:
+        """The code points a placeholder character stands for (a subclass's Unicode property), else None."""
+        return None
+
     def klass(self, items: list[tuple[Any, Any]], ignorecase: bool) -> _Piece:
         runs, negate = self.class_runs(items, ignorecase)
         small = not negate and _width(runs) <= 4096
@@ -206,7 +216,11 @@ class _Translator:
             if op is sre.NEGATE:
                 negate = True
             elif op is sre.LITERAL:
-                points.update(self.literal(value, ignorecase))
+                named = self.set_runs(value)
+                if named is not None:
+                    runs.extend(named)
+                else:
+                    points.update(self.literal(value, ignorecase))
             elif op is sre.RANGE:
                 lo, hi = value
                 if ignorecase:
@@ -277,6 +291,9 @@ class _Translator:
 
     def item(self, op: Any, value: Any, ignorecase: bool) -> _Piece:
         if op is sre.LITERAL:
+            named = self.set_runs(value)
+            if named is not None:
+                return self.klass([(sre.LITERAL, value)], ignorecase)
             points = self.literal(value, ignorecase)
             text = char_syntax(value) if len(points) == 1 else _klass(_runs_of(points), negate=False)
             return _Piece(text, frozenset(points), frozenset(points))

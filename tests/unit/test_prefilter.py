@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import regex
 
 from biorouter.governance import cue_index, identifiers, lab_rows, national_ids, people, records, sensitivity
 from biorouter.governance.prefilter import Prefiltered
@@ -25,10 +26,10 @@ from biorouter.governance.superset import superset_pattern
 DATA = Path(__file__).resolve().parents[1] / "data" / "sensitivity"
 
 
-def _patterns_in(value: Any, depth: int = 0) -> Iterator[re.Pattern[str]]:
+def _patterns_in(value: Any, depth: int = 0) -> Iterator[Any]:
     if depth > 3:
         return
-    if isinstance(value, re.Pattern) and isinstance(value.pattern, str):
+    if isinstance(value, re.Pattern | regex.Pattern) and isinstance(value.pattern, str):
         yield value
     elif isinstance(value, Prefiltered | sensitivity.SensitivityRule):
         yield from _patterns_in(value.pattern, depth + 1)
@@ -40,16 +41,20 @@ def _patterns_in(value: Any, depth: int = 0) -> Iterator[re.Pattern[str]]:
             yield from _patterns_in(item, depth + 1)
 
 
-def shipped_patterns() -> list[re.Pattern[str]]:
-    found: dict[tuple[str, int], re.Pattern[str]] = {}
+def shipped_patterns(engine: Any) -> list[Any]:
+    """Every compiled pattern of ``engine`` (``re`` or ``regex``) the detector's modules hold."""
+    found: dict[tuple[str, int], Any] = {}
     for module in (sensitivity, records, lab_rows, people, identifiers, national_ids, cue_index):
         for value in vars(module).values():
             for pattern in _patterns_in(value):
-                found[(pattern.pattern, pattern.flags)] = pattern
+                if isinstance(pattern, engine.Pattern):
+                    found[(pattern.pattern, pattern.flags)] = pattern
     return list(found.values())
 
 
-PATTERNS = shipped_patterns()
+PATTERNS = shipped_patterns(re)
+# The built-in rules' regex-module patterns (the people layer's own line checks run on short lines, unscreened).
+REGEX_RULE_PATTERNS = [rule.pattern for rule in sensitivity.BUILTIN_RULES if isinstance(rule.pattern, regex.Pattern)]
 TRICKY = [
     r"(?i)\bpatient\b",
     r"\bpt\b",
@@ -161,3 +166,60 @@ def test_the_case_table_is_the_standard_librarys_own() -> None:
         if lower != point:
             brute.setdefault(lower, []).append(point)
     assert _lowered_from() == {lower: tuple(points) for lower, points in brute.items()}
+
+
+TRICKY_REGEX = [
+    r"(?i)history",
+    r"(?i)hi[s]tory",
+    r"(?i)stra(?:ss|ß)e",
+    r"(?i)ß\w",
+    r"(?i)\p{Lu}\p{Ll}+",
+    r"\p{Lu}\p{Ll}+\s(?i:von|van)\s\p{Lu}",
+    r"(?i)[^x]y",
+    r"(?i)\bİ\w",
+    r"(?i)fi\w|ﬁle",
+    r"(?<![\w-])\p{Lu}{2,}(?![\w-])",
+    r"(?i:\bmrn\b)\s*\d+",
+    r"(?P<a>\p{L})(?P=a)",
+    r"(?i)ı\w",
+    r"(?i)[ſK]\w",
+    r"(?i)µm",
+]
+FOLDING = ["I", "ı", "µ", "μ", "Μ", "ß", "ẞ", "ﬆ", "ﬅ", "ﬁ", "ﬀ", "ŉ", "İ", "SS", "ss", "st", "ST", "ΐ", "ǰ",
+           "history", "HISTORY", "hiﬆory",
+           "Straße", "STRASSE", "file", "ﬁle", "Mrn",
+           "MRN 12", " von ", " VAN ", "Anna", "ANNA", "Ödön", "ǅ"]  # fmt: skip
+
+
+def fuzz_folding(count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    pool = ALPHABET + FOLDING
+    return ["".join(rng.choice(pool) for _ in range(rng.randint(1, 25))) for _ in range(count)]
+
+
+@pytest.mark.parametrize("source", TRICKY_REGEX)
+def test_regex_module_patterns_answer_exactly_as_their_engine(source: str) -> None:
+    pattern = regex.compile(source, regex.VERSION1)
+    screened = Prefiltered(pattern)
+    assert screened.accelerated
+    for text in fuzz_folding(3000, seed=len(source)):
+        assert spans(screened.finditer(text)) == spans(pattern.finditer(text)), (source, text)
+
+
+def test_every_built_in_regex_module_rule_gets_a_screen_and_answers_exactly() -> None:
+    assert len(REGEX_RULE_PATTERNS) > 50
+    assert [p.pattern[:80] for p in REGEX_RULE_PATTERNS if not Prefiltered(p).accelerated] == []
+    texts = corpus() + fuzz_folding(300, seed=11)
+    for pattern in REGEX_RULE_PATTERNS:
+        screened = Prefiltered(pattern)
+        for text in texts:
+            assert spans(screened.finditer(text)) == spans(pattern.finditer(text)), (pattern.pattern[:80], text[:80])
+
+
+def test_the_fold_and_case_tables_are_the_regex_engines_own() -> None:
+    from biorouter.governance.regex_superset import _all_cases, _cased, _fold, _folds
+
+    points = [point for point in range(0x110000) if not 0xD800 <= point <= 0xDFFF]
+    assert _folds() == {point: folded for point in points if (folded := _fold(point)) != chr(point)}
+    cased = set(_cased())
+    assert [point for point in points if point not in cased and _all_cases(point) != {point}] == []

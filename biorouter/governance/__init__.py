@@ -20,6 +20,16 @@ The detector's layers, cheapest first:
   on short windows around a personal cue (a relation, a greeting, "my name is", an address or card) and
   only when the cheaper layers found nothing; never on code, VCF or log-shaped text.
 
+What makes the layers cheap on long pastes:
+
+- :mod:`~biorouter.governance.prefilter`: an RE2 screen in front of every built-in pattern (a text it
+  rejects cannot match; where it matches, the pattern runs from there), and one RE2 pass for all cue words.
+- :mod:`~biorouter.governance.superset` and :mod:`~biorouter.governance.regex_superset`: the screens'
+  patterns, written from each pattern's own parse (standard library, or ``regex`` with its properties and
+  full case folding) so that they match wherever it does.
+- :mod:`~biorouter.governance.cue_index` and :mod:`~biorouter.governance.verdicts`: the cue words every
+  identifier rule needs, found once; long texts' verdicts remembered by digest.
+
 Each layer names its own rules (bare names for identifiers, ``person:*``, ``record:*``); a layer that
 cannot load or fails yields ``detector:unavailable`` so the request is kept local (fail closed).
 Nothing here is imported by ``import biorouter``; the NER model loads on first need or at warm-up.

@@ -33,6 +33,15 @@ except ImportError:  # pragma: no cover - exercised only on a broken install
     _re2 = None
 
 
+def _options(*, never_capture: bool) -> Any:
+    """RE2 options: silent on refusal (the caller keeps the plain path), room for the big Unicode classes."""
+    options = _re2.Options()
+    options.log_errors = False
+    options.never_capture = never_capture
+    options.max_mem = 64 << 20
+    return options
+
+
 _UNBUILT: Any = object()
 _BUILDING = threading.RLock()
 
@@ -58,11 +67,7 @@ class Prefiltered:
                         superset = superset_pattern(self.pattern)
                     else:
                         superset, self._folded = regex_superset(self.pattern)
-                    options = _re2.Options()
-                    options.log_errors = False
-                    options.never_capture = True
-                    options.max_mem = 64 << 20
-                    fast = _re2.compile(superset, options)
+                    fast = _re2.compile(superset, _options(never_capture=True))
                 except Exception as e:  # any refusal means the plain path, never a wrong answer
                     log.debug("pattern keeps the plain path (%s): %.80s", e, self.pattern.pattern)
             self._fast = fast
@@ -137,10 +142,7 @@ class LiteralSet:
         if _re2 is None or not self.words:
             return
         try:
-            options = _re2.Options()
-            options.log_errors = False
-            options.max_mem = 64 << 20
-            found = _re2.Set.SearchSet(options)
+            found = _re2.Set.SearchSet(_options(never_capture=False))
             for word in self.words:
                 found.Add("".join(char_syntax(ord(character)) for character in word))
             found.Compile()

@@ -36,8 +36,8 @@ from biorouter.governance.superset import (
     _runs_of,
     _sre,
     _Translator,
-    _utf8_code_points,
     char_syntax,
+    runs_matching,
     sre,
     sre_parse,
 )
@@ -57,7 +57,7 @@ _UNSUPPORTED: Final = ("(?|", "(?&", "(?R", "(?(DEFINE", "\\L<", "(?V", "(?x", "
 
 def fold_text(text: str) -> str:
     """``text`` folded one character at a time (:func:`_fold`), at C speed (``str.translate``)."""
-    return text.translate(_fold_table())
+    return text.translate(_folds())
 
 
 def _fold(point: int) -> str:
@@ -69,11 +69,6 @@ def _fold(point: int) -> str:
     return "".join(chr(_sre.unicode_tolower(ord(c))) for c in _regex.fold_case(_FULL_CASE_FOLDING, chr(point)))
 
 
-@cache
-def _fold_table() -> dict[int, str]:
-    return dict(_folds())
-
-
 def _all_cases(point: int) -> set[int]:
     return {case for case in _regex.get_all_cases(_CASE_FLAGS, point) if case is not None} | {point}
 
@@ -81,12 +76,7 @@ def _all_cases(point: int) -> set[int]:
 @cache
 def _runs_matching(source: str) -> tuple[tuple[int, int], ...]:
     """Code-point runs matched by a one-character ``regex`` pattern (a property, ``\\d``, ``\\w``, ``\\s``)."""
-    pattern = regex.compile(f"(?:{source})+", regex.VERSION1)
-    text = _utf8_code_points().tobytes().decode("utf-32-le")
-    blocks = [(0, text[:0xD800]), (0xE000, text[0xD800:])]
-    return tuple(
-        (first + match.start(), first + match.end() - 1) for first, block in blocks for match in pattern.finditer(block)
-    )
+    return runs_matching(regex.compile(f"(?:{source})+", regex.VERSION1))
 
 
 @cache
@@ -108,7 +98,7 @@ def _folds() -> dict[int, str]:
 
 
 @cache
-def _cased() -> tuple[int, ...]:
+def _cased() -> frozenset[int]:
     """Code points with a case partner or a folded form: the only ones ``(?i)`` or folding treats specially.
 
     tests/unit/test_prefilter.py checks every code point outside this set is its own only case.
@@ -118,7 +108,7 @@ def _cased() -> tuple[int, ...]:
     found |= {point for point in _candidates() if _all_cases(point) != {point}}
     lowered = _lowered_from()
     found |= set(lowered) | {point for sources in lowered.values() for point in sources} | set(_EXTRA_CASES)
-    return tuple(sorted(found))
+    return frozenset(found)
 
 
 def _placeholders(source: str) -> tuple[str, list[tuple[bool, str]]]:
@@ -202,13 +192,8 @@ class _RegexTranslator(_Translator):
         super().__init__(0)
         self.properties = properties
 
-    def category(self, category: Any) -> tuple[list[tuple[int, int]], bool]:
-        name = str(category).removeprefix("CATEGORY_")
-        negated = name.startswith("NOT_")
-        escape = {"DIGIT": r"\d", "SPACE": r"\s", "WORD": r"\w"}.get(name.removeprefix("NOT_"))
-        if escape is None:
-            raise Untranslatable(f"category {category}")
-        return list(_runs_matching(escape)), negated
+    def category_runs(self, name: str) -> tuple[tuple[int, int], ...]:
+        return _runs_matching({"DIGIT": r"\d", "SPACE": r"\s", "WORD": r"\w"}[name])
 
     def set_runs(self, point: int, ignorecase: bool = False) -> list[tuple[int, int]] | None:
         """A placeholder's property as the engine matches it (under ``(?i)``, ``\\p{Lu}`` takes any cased letter)."""
@@ -277,12 +262,12 @@ class _FoldedTranslator(_RegexTranslator):
 @cache
 def _folded_forms(runs: tuple[tuple[int, int], ...], ignorecase: bool) -> str:
     """RE2 for the folded forms of the characters in ``runs`` (under ``(?i)``, of their case partners too)."""
-    cased = _cased_set()
+    cased = _cased()
     if sum(hi - lo + 1 for lo, hi in runs) <= len(cased):
         special = [point for lo, hi in runs for point in range(lo, hi + 1) if point in cased]
     else:
         starts = [lo for lo, _ in runs]
-        special = [p for p in _cased() if (at := bisect_right(starts, p) - 1) >= 0 and p <= runs[at][1]]
+        special = [p for p in cased if (at := bisect_right(starts, p) - 1) >= 0 and p <= runs[at][1]]
     singles: set[int] = set()
     longer: set[str] = set()
     for point in special:
@@ -293,11 +278,6 @@ def _folded_forms(runs: tuple[tuple[int, int], ...], ignorecase: bool) -> str:
     parts = [_klass(body, negate=False)] if body else []
     parts += ["".join(char_syntax(ord(c)) for c in form) for form in sorted(longer)]
     return "(?:" + "|".join(parts) + ")" if parts else "[^\\x{0}-\\x{10ffff}]"
-
-
-@cache
-def _cased_set() -> frozenset[int]:
-    return frozenset(_cased())
 
 
 # Any one character of the original text, folded: up to three characters of the folded text.

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import numpy as np
 
-__all__ = ["Untranslatable", "char_syntax", "superset_pattern"]
+__all__ = ["Untranslatable", "char_syntax", "runs_matching", "superset_pattern"]
 
 # The standard library's own parser, opcodes and case tables (private modules, stable across 3.11-3.13;
 # tests/unit/test_prefilter.py checks every shipped pattern against them).
@@ -41,17 +41,21 @@ def _categories(ascii_only: bool) -> dict[str, tuple[tuple[int, int], ...]]:
     Asked of the engine itself (its runs over every code point but surrogates, which UTF-8 cannot
     hold), so the sets are exactly its own.
     """
-    text = _utf8_code_points().tobytes().decode("utf-32-le")
-    blocks = [(0, text[:0xD800]), (0xE000, text[0xD800:])]
     flags = re.ASCII if ascii_only else 0
     return {
-        name: tuple(
-            (first + match.start(), first + match.end() - 1)
-            for first, block in blocks
-            for match in re.finditer(pattern, block, flags)
-        )
+        name: runs_matching(re.compile(pattern, flags))
         for name, pattern in (("DIGIT", r"\d+"), ("SPACE", r"\s+"), ("WORD", r"\w+"))
     }
+
+
+def runs_matching(pattern: Any) -> tuple[tuple[int, int], ...]:
+    """The code-point runs a compiled ``X+`` pattern (either engine) matches, over every code point but
+    the surrogates (which UTF-8 cannot hold)."""
+    text = _utf8_code_points().tobytes().decode("utf-32-le")
+    blocks = [(0, text[:0xD800]), (0xE000, text[0xD800:])]
+    return tuple(
+        (first + match.start(), first + match.end() - 1) for first, block in blocks for match in pattern.finditer(block)
+    )
 
 
 def char_syntax(point: int) -> str:
@@ -191,7 +195,11 @@ class _Translator:
         base = name.removeprefix("NOT_")
         if base not in ("DIGIT", "SPACE", "WORD"):
             raise Untranslatable(f"category {category}")
-        return list(_categories(self.ascii_only)[base]), negated
+        return list(self.category_runs(base)), negated
+
+    def category_runs(self, name: str) -> tuple[tuple[int, int], ...]:
+        """The code points of ``\\d``, ``\\s`` or ``\\w`` (``name`` DIGIT, SPACE, WORD) as the engine matches them."""
+        return _categories(self.ascii_only)[name]
 
     def literal(self, point: int, ignorecase: bool) -> set[int]:
         return _case_closure((point,)) if ignorecase else {point}

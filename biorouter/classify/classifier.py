@@ -281,39 +281,35 @@ class TaskClassifier:
         return self._settings.fallback == "lexical" and time.monotonic() < self._skip_encoder_until
 
     async def _classify(self, query: str | None, embedding: asyncio.Future[np.ndarray] | None) -> Classification:
+        """``embedding`` is under way only when the encoder was up and trusted at :meth:`_prepare`; then
+        :meth:`_embedding_answer` takes it (and cancels it if the request ends first)."""
         if query is None:
             return Classification(task=None, confidence=0.0, scores={})
+        if self._router is None:
+            if self._settings.fallback == "none":
+                await self.aload()
+            else:
+                error = await self._ensure_loaded()
+                if error is not None:
+                    return await self._lexical_answer(query, f"encoder unavailable: {error}", "load")
+        elif embedding is None and self._skipping_encoder():
+            reason = f"encoder failed on a recent request, next try within {self._settings.retry_after_s:g} s"
+            return await self._lexical_answer(query, f"{reason}: {self._request_error}", "request")
         try:
-            if self._router is None:
-                if self._settings.fallback == "none":
-                    await self.aload()
-                else:
-                    error = await self._ensure_loaded()
-                    if error is not None:
-                        return await self._lexical_answer(query, f"encoder unavailable: {error}", "load")
-            elif embedding is None and self._skipping_encoder():
-                reason = f"encoder failed on a recent request, next try within {self._settings.retry_after_s:g} s"
-                return await self._lexical_answer(query, f"{reason}: {self._request_error}", "request")
-            try:
-                answer = await self._embedding_answer(query, embedding)
-            except Exception as e:
-                failure = e if isinstance(e, ClassifierError) else ClassifierError(f"classification failed: {e}")
-                if self._settings.fallback == "none":
-                    raise failure from e
-                self._request_error = _without_body(str(failure))
-                self._skip_encoder_until = time.monotonic() + self._settings.retry_after_s
-                log.warning(
-                    "biorouter classifier: the encoder failed on a request (%s); the lexical fallback answers for "
-                    "the next %g s",
-                    self._request_error,
-                    self._settings.retry_after_s,
-                )
-                return await self._lexical_answer(
-                    query, f"encoder failed on the request: {self._request_error}", "request"
-                )
-        finally:
-            if embedding is not None:
-                embedding.cancel()  # a no-op once done; a request that ends early leaves no text queued
+            answer = await self._embedding_answer(query, embedding)
+        except Exception as e:
+            failure = e if isinstance(e, ClassifierError) else ClassifierError(f"classification failed: {e}")
+            if self._settings.fallback == "none":
+                raise failure from e
+            self._request_error = _without_body(str(failure))
+            self._skip_encoder_until = time.monotonic() + self._settings.retry_after_s
+            log.warning(
+                "biorouter classifier: the encoder failed on a request (%s); the lexical fallback answers for "
+                "the next %g s",
+                self._request_error,
+                self._settings.retry_after_s,
+            )
+            return await self._lexical_answer(query, f"encoder failed on the request: {self._request_error}", "request")
         if self._degraded:
             self._degraded = False
             metrics.record_degraded("classifier", False)

@@ -27,6 +27,8 @@ from typing import Any, Final
 
 import regex
 
+from biorouter.governance.prefilter import Prefiltered
+
 __all__ = [
     "MAX_NER_CHARS",
     "MODEL_PACKAGE",
@@ -75,6 +77,7 @@ _EPONYM_AFTER: Final = regex.compile(
     r"estimator|classification|stage|staging|sign|law|effect|model|algorithm|distribution|coefficient|"
     r"correlation|plot|experiment|sequencing|reaction|principle|theorem|et\s+al|lab|laboratory|group|university|institute|hospital|clinic|centre|center)\b)"
 )
+_CUES_SCREEN: Final = Prefiltered(_CUES)
 _COHORT: Final = re.compile(
     r"(?:\bp\s*[<=>≤]\s*0?\.\d|\b95\s*%\s*ci|\bodds\s+ratio|\bhazard\s+ratio|\bn\s*=\s*\d|\brandomi[sz]ed|"
     r"\bretrospective|\bprospective|\bwe\s+(?:studied|analy[sz]ed|investigated|assessed|evaluated|included|enrolled))"
@@ -225,12 +228,28 @@ def _windows(text: str, lowered: str) -> list[tuple[int, int, int, int]]:
     return kept
 
 
+_last_needs: tuple[str, bool] = ("", False)
+
+
 def needs_ner(text: str, lowered: str | None = None) -> bool:
-    """Whether the text is one the people layer reads (a cue, prose rather than machine text, not a study)."""
+    """Whether the text is one the people layer reads (a cue, prose rather than machine text, not a study).
+
+    The answer for the last text is kept: a request asks twice (whether its scan belongs in a worker
+    thread, then the scan itself).
+    """
+    global _last_needs
+    last_text, last_answer = _last_needs
+    if last_text is text:
+        return last_answer
     lowered = _lower(text) if lowered is None else lowered
-    if _machine_text(text) or _CUES.search(lowered) is None:  # the shape check reads 4,000 characters at most
-        return False
-    return len({m.group(0) for m in _COHORT.finditer(lowered[:6000])}) < 2
+    # The cue screen first (one RE2 pass; most pasted code has no cue word), the line-shape check after.
+    answer = not (
+        _CUES_SCREEN.search(lowered) is None
+        or _machine_text(text)
+        or len({m.group(0) for m in _COHORT.finditer(lowered[:6000])}) >= 2
+    )
+    _last_needs = (text, answer)
+    return answer
 
 
 def would_run_model(text: str) -> bool:

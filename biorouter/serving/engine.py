@@ -406,9 +406,9 @@ class BioRouter:
         """The profile's tiered example requests, embedded once per folder and encoder (disk-cached)."""
         if config.examples is None:
             return None
-        folder = (self.settings.home / config.examples).resolve()
-        key = (str(folder), embedder.fingerprint)
-        if key not in self._tier_cache:
+        key = (str(config.examples), embedder.fingerprint)  # relative to the home, which an engine keeps
+        if key not in self._tier_cache:  # cleared by a reload; a hit costs no filesystem call
+            folder = (self.settings.home / config.examples).resolve()
             texts = read_tier_examples(folder)
             if len(texts) < 2:
                 logger.warning("biorouter complexity: fewer than two tier files in %s: examples signal off", folder)

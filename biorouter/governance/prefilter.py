@@ -65,7 +65,8 @@ class Prefiltered:
         _ALL.append(weakref.ref(self))
 
     def build(self) -> None:
-        """Translate and compile the superset now (about 10 ms a pattern; once)."""
+        """Translate and compile the superset now (about 10 ms a pattern; once). :func:`build_all` calls
+        this and then adds the screen to a combined set; use that."""
         with _BUILDING:
             if self._fast is not _UNBUILT:
                 return
@@ -86,7 +87,7 @@ class Prefiltered:
     def accelerated(self) -> bool:
         """Whether an RE2 superset screens texts for this pattern."""
         if self._fast is _UNBUILT:
-            self.build()
+            build_all()  # as on first use: built with the others, so it joins their combined set
         return self._fast is not None
 
     def first_possible(self, text: str) -> int | None:

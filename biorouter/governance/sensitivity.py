@@ -221,7 +221,7 @@ class SensitivityRule:
         """
         if self.needs:
             if cues is not None:
-                if not any(word in cues for word in self.needs):
+                if cues.isdisjoint(self.needs):
                     return False
             else:
                 folded = text.casefold() if lowered is None else lowered

@@ -1,20 +1,44 @@
-"""A bounded, thread-safe map that forgets the least recently used entry first.
+"""A bounded, thread-safe map that forgets the least recently used entry first, and its smallest case.
 
-Two caches need one: request vectors (``classify.embedding.QueryCache``, a repeated request skips
+Two caches need the map: request vectors (``classify.embedding.QueryCache``, a repeated request skips
 the encoder) and the detector's verdicts on long texts (``governance.verdicts``, a conversation's
 pasted turns are scanned once). Both are read from the event loop and from worker threads.
+:func:`remember_last` keeps one answer, for the text a function was last asked about: the
+detector's steps ask several times about the same text object within one scan.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
-from typing import Generic, TypeVar
+from collections.abc import Callable
+from typing import Concatenate, Generic, ParamSpec, TypeVar
 
-__all__ = ["Lru"]
+__all__ = ["Lru", "remember_last"]
 
 K = TypeVar("K")
 V = TypeVar("V")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def remember_last(function: Callable[Concatenate[str, P], R]) -> Callable[Concatenate[str, P], R]:
+    """``function`` with its answer for the last text kept, matched by identity (``is``), not equality:
+    a hit costs no hashing of a long text. Any further arguments must follow from the text (they are
+    not compared). Safe across threads: the pair is read and replaced in one step each."""
+    last: list[tuple[str, R]] = []
+
+    @functools.wraps(function)
+    def remembering(text: str, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        remembered = last[0] if last else None
+        if remembered is not None and remembered[0] is text:
+            return remembered[1]
+        answer = function(text, *args, **kwargs)
+        last[:] = [(text, answer)]
+        return answer
+
+    return remembering
 
 
 class Lru(Generic[K, V]):

@@ -28,6 +28,7 @@ from typing import Any, Final
 import regex
 
 from biorouter.governance.prefilter import Prefiltered
+from biorouter.lru import remember_last
 
 __all__ = [
     "MAX_NER_CHARS",
@@ -228,28 +229,20 @@ def _windows(text: str, lowered: str) -> list[tuple[int, int, int, int]]:
     return kept
 
 
-_last_needs: tuple[str, bool] = ("", False)
-
-
+@remember_last
 def needs_ner(text: str, lowered: str | None = None) -> bool:
     """Whether the text is one the people layer reads (a cue, prose rather than machine text, not a study).
 
     The answer for the last text is kept: a request asks twice (whether its scan belongs in a worker
-    thread, then the scan itself).
+    thread, then the scan itself). ``lowered``, when given, is ``_lower(text)``.
     """
-    global _last_needs
-    last_text, last_answer = _last_needs
-    if last_text is text:
-        return last_answer
     lowered = _lower(text) if lowered is None else lowered
     # The cue screen first (one RE2 pass; most pasted code has no cue word), the line-shape check after.
-    answer = not (
+    return not (
         _CUES_SCREEN.search(lowered) is None
         or _machine_text(text)
         or len({m.group(0) for m in _COHORT.finditer(lowered[:6000])}) >= 2
     )
-    _last_needs = (text, answer)
-    return answer
 
 
 def would_run_model(text: str) -> bool:

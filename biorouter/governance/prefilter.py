@@ -29,6 +29,7 @@ import regex
 
 from biorouter.governance.regex_superset import fold_text, regex_superset
 from biorouter.governance.superset import char_syntax, superset_pattern
+from biorouter.lru import remember_last
 
 __all__ = ["LiteralSet", "Prefiltered", "build_all"]
 
@@ -193,18 +194,10 @@ def build_all() -> None:
                 screen._member = (combined, index)
 
 
-_last_fold: tuple[str, str] = ("", "")
-
-
+@remember_last
 def _folded(text: str) -> str:
-    """The regex engine's case folding of ``text``; the last answer is kept, as every rule asks of one text."""
-    global _last_fold
-    last_text, last_folded = _last_fold
-    if last_text is text:
-        return last_folded
-    folded = fold_text(text)
-    _last_fold = (text, folded)
-    return folded
+    """The regex engine's case folding of ``text`` (kept for the last text: every rule asks of one)."""
+    return fold_text(text)
 
 
 class LiteralSet:

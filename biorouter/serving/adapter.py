@@ -35,7 +35,7 @@ TASK_HINT_KEY = "biorouter_task"  # metadata key a client may set to name its ta
 
 # Below this many characters a scan runs on the event loop: behind the RE2 screens 10,000 characters of
 # pasted code take about 1 ms, less than a worker thread's hand-off costs a busy proxy in CPU (GIL
-# contention roughly doubled a threaded scan's CPU; bench/proxy_overhead.py: -1 ms of proxy CPU a
+# contention roughly doubled a threaded scan's CPU; bench/proxy_overhead.py: 0.6-1 ms less proxy CPU a
 # request). Longer texts, and any the NER model would read, still go to a worker thread.
 _INLINE_SCAN_CHARS = 20_000
 _NO_CACHE = {"no-cache": True, "no-store": True}

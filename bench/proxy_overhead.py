@@ -14,7 +14,10 @@ against the same proxy without it. Three paths to one upstream, in one run:
 
 The cost table separates the two: upstream calls per request (the stand-in counts them) and proxy
 CPU per request, so the hook's own cost on single-call routes is not confused with the calls a
-strategy makes. The workers table then starts pass-through and biorouter again with
+strategy makes. Its last column is the CPU of the proxy's event-loop thread alone: uvicorn serves
+every request on it, so it is the bottleneck under load (the throughput ratio follows the two
+proxies' loop CPU), while the encoder, long or NER scans and LiteLLM's thread pool run beside it.
+The workers table then starts pass-through and biorouter again with
 ``--workers`` processes each (default 2; a real ``redis-server`` holds the shared ledger) and
 compares throughput and CPU per request with the one-worker figures.
 
@@ -107,6 +110,12 @@ def process_cpu(pid: int | str) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS if fields else 0.0
 
 
+def thread_cpu(pid: int | str, tid: int | str) -> float:
+    """User + system CPU seconds of one thread so far (a Python process's main thread has ``tid == pid``)."""
+    fields = _stat_fields(f"{pid}/task/{tid}")
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS if fields else 0.0
+
+
 def tree_cpu(root: int) -> float:
     """CPU seconds of ``root`` and every live process below it (a proxy's workers, or this bench's children)."""
     parents: dict[int, int] = {}
@@ -142,6 +151,12 @@ class BenchProxy(ProxyProcess):
             return 0.0
         return tree_cpu(self._proc.pid) if self.workers > 1 else process_cpu(self._proc.pid)
 
+    def loop_cpu_seconds(self) -> float:
+        """CPU time of the proxy's event-loop thread (uvicorn serves on the main thread); NaN with workers."""
+        if self._proc is None or self.workers > 1:
+            return float("nan")
+        return thread_cpu(self._proc.pid, self._proc.pid)
+
 
 @dataclass(frozen=True)
 class Prompt:
@@ -174,6 +189,7 @@ class Sample:
     groups: Counter[str] = field(default_factory=Counter)
     local_only: int = 0
     proxy_cpu_s: float = 0.0
+    loop_cpu_s: float = float("nan")  # of it, the event-loop thread's (the rest: encoder, scans, LiteLLM's pools)
     upstream_calls: int = 0
 
     @property
@@ -193,6 +209,9 @@ class Sample:
 
     def cpu_ms_per_request(self) -> float:
         return 1000 * self.proxy_cpu_s / self.ok if self.ok else float("nan")
+
+    def loop_ms_per_request(self) -> float:
+        return 1000 * self.loop_cpu_s / self.ok if self.ok else float("nan")
 
     def calls_per_request(self) -> float:
         return self.upstream_calls / self.ok if self.ok else float("nan")
@@ -256,11 +275,13 @@ async def run_phase(
             await _one(session, target, queue.pop(), sample)
 
     cpu_before = target.proxy.cpu_seconds() if target.proxy else 0.0
+    loop_before = target.proxy.loop_cpu_seconds() if target.proxy else float("nan")
     calls_before = target.calls() if target.calls else 0
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     sample.seconds = time.perf_counter() - start
     sample.proxy_cpu_s = (target.proxy.cpu_seconds() if target.proxy else 0.0) - cpu_before
+    sample.loop_cpu_s = (target.proxy.loop_cpu_seconds() if target.proxy else float("nan")) - loop_before
     sample.upstream_calls = (target.calls() if target.calls else 0) - calls_before
     return sample
 
@@ -428,17 +449,29 @@ def _cost_table(results: Results, names: Sequence[str], args: argparse.Namespace
         f"\ncost per request, concurrency {args.concurrency} (median over rounds): the hook on single-call routes "
         f"({args.profile}){apart}"
     )
-    print(f"  {'path':<30}{'calls/req':>10}{'CPU ms/req':>12}{'over pass-through':>19}{'CPU ms/call':>13}")
+    header = f"{'calls/req':>10}{'CPU ms/req':>12}{'over pass-through':>19}{'CPU ms/call':>13}{'loop ms/req':>13}"
+    print(f"  {'path':<30}{header}")
     base = _median([s.cpu_ms_per_request() for s in results.loaded["pass-through"]])
+    base_loop = _median([s.loop_ms_per_request() for s in results.loaded["pass-through"]])
     for name in proxied:
         samples = results.loaded[name]
-        calls, cpu = (
+        calls, cpu, loop = (
             _median([s.calls_per_request() for s in samples]),
             _median([s.cpu_ms_per_request() for s in samples]),
+            _median([s.loop_ms_per_request() for s in samples]),
         )
         over = f"{cpu - base:+.2f}" if name != "pass-through" else "-"
         print(
             f"  {LABELS[name]:<30}{calls:>10.2f}{cpu:>12.2f}{over:>19}{cpu / calls if calls else float('nan'):>13.2f}"
+            f"{loop:>13.2f}"
+        )
+    single_cpu = _median([s.cpu_ms_per_request() for s in results.loaded["biorouter"]])
+    single_loop = _median([s.loop_ms_per_request() for s in results.loaded["biorouter"]])
+    if single_loop == single_loop and base_loop == base_loop:  # not NaN: one worker, threads readable
+        print(
+            f"  the hook's extra CPU on single-call routes: {single_loop - base_loop:+.2f} ms on the event-loop "
+            f"thread, {(single_cpu - single_loop) - (base - base_loop):+.2f} ms in other threads (the encoder, "
+            "long or NER scans, LiteLLM's thread pool)"
         )
     if "strategies" in proxied:
         single = _median([s.cpu_ms_per_request() for s in results.loaded["biorouter"]])

@@ -110,12 +110,6 @@ def process_cpu(pid: int | str) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS if fields else 0.0
 
 
-def thread_cpu(pid: int | str, tid: int | str) -> float:
-    """User + system CPU seconds of one thread so far (a Python process's main thread has ``tid == pid``)."""
-    fields = _stat_fields(f"{pid}/task/{tid}")
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS if fields else 0.0
-
-
 def tree_cpu(root: int) -> float:
     """CPU seconds of ``root`` and every live process below it (a proxy's workers, or this bench's children)."""
     parents: dict[int, int] = {}
@@ -155,7 +149,8 @@ class BenchProxy(ProxyProcess):
         """CPU time of the proxy's event-loop thread (uvicorn serves on the main thread); NaN with workers."""
         if self._proc is None or self.workers > 1:
             return float("nan")
-        return thread_cpu(self._proc.pid, self._proc.pid)
+        pid = self._proc.pid
+        return process_cpu(f"{pid}/task/{pid}")  # a thread's stat file has the process's layout
 
 
 @dataclass(frozen=True)
@@ -474,11 +469,10 @@ def _cost_table(results: Results, names: Sequence[str], args: argparse.Namespace
             "long or NER scans, LiteLLM's thread pool)"
         )
     if "strategies" in proxied:
-        single = _median([s.cpu_ms_per_request() for s in results.loaded["biorouter"]])
         strategies = _median([s.cpu_ms_per_request() for s in results.loaded["strategies"]])
         print(
-            f"  the hook costs {single - base:+.2f} ms a request on single-call routes; strategy routes add "
-            f"{strategies - single:+.2f} ms more (their extra upstream calls, each one LiteLLM's full handling)"
+            f"  the hook costs {single_cpu - base:+.2f} ms a request on single-call routes; strategy routes add "
+            f"{strategies - single_cpu:+.2f} ms more (their extra upstream calls, each one LiteLLM's full handling)"
         )
 
 

@@ -48,6 +48,7 @@ from biorouter.routing.decision import Decision
 from biorouter.serving import decision_log
 from biorouter.serving.adapter import METADATA_KEY, litellm_arguments, task_hint
 from biorouter.serving.engine import BioRouter
+from biorouter.serving.heap import freeze_startup_heap
 from biorouter.serving.reload import RoutingState, install_sighup
 from biorouter.serving.session import SessionSummary, response_cost
 from biorouter.settings import load_settings
@@ -61,6 +62,7 @@ logger = logging.getLogger("biorouter.proxy")
 _CHAT_CALLS = frozenset({"completion", "acompletion", "text_completion", "atext_completion"})
 _EMBEDDING_CALLS = frozenset({"embeddings", "aembedding", "embedding"})
 _TEXT_FIELDS = ("messages", "input", "prompt")
+_NER_WARMUP_WAIT_S = 60.0  # the heap is frozen once the NER model is in it too (2-3 s; longer on a busy machine)
 
 
 def _configure_logging() -> None:
@@ -235,7 +237,8 @@ class BiorouterProxyHook(LocalOnlyGuard):
         # The NER model (spaCy, 2-3 s) loads beside the classifier, which every routed request needs
         # first; one after the other, the first routed request waited about 3 s longer (bench/startup.py).
         # (Building the engine in a third thread as well measured no faster: it needs the classifier.)
-        threading.Thread(target=self._warm_detector, name="biorouter-warmup-ner", daemon=True).start()
+        detector = threading.Thread(target=self._warm_detector, name="biorouter-warmup-ner", daemon=True)
+        detector.start()
         try:
             self._shared_classifier().warm()
             logger.info("biorouter classifier loaded")
@@ -244,6 +247,8 @@ class BiorouterProxyHook(LocalOnlyGuard):
             return
         if "litellm.proxy.proxy_server" in sys.modules:
             self._warm_engine()
+            detector.join(timeout=_NER_WARMUP_WAIT_S)
+            freeze_startup_heap()  # what warm-up loaded lives as long as the proxy: out of the collector's way
 
     def _warm_detector(self) -> None:
         if self._default_detector.warm():

@@ -108,3 +108,20 @@ def test_softmax_regression_separates_separable_points() -> None:
         lambda w: x @ w, lambda g: x.T @ g, labels, classes=2, n_features=2, regularisation=10.0, steps=200, rate=0.1
     )
     assert ((x @ weights + bias).argmax(axis=1) == labels).all()
+
+
+def test_a_request_is_weighted_exactly_as_its_full_term_list(shipped: LexicalClassifier) -> None:
+    """The per-request path looks words up once per word (cached); it must weigh every term the
+    training path does, in the same order, so the probabilities are identical, not just close."""
+    utterances = load_utterances(ROOT / "utterances")
+    texts = [line for lines in utterances.values() for line in lines[::7]]
+    texts += [
+        "",
+        "the of and",  # stop words only: pairs but no content words
+        "Align reads with BWA-MEM; then the the aligned aligning aligns, C++ and C# too",
+        "```python\n" + "reads = [r for r in pysam.AlignmentFile(p) if r.mapping_quality >= 30]\n" * 80 + "```\nslow?",
+    ]
+    for text in texts * 2:  # the second pass reads every word from the cache
+        expected = shipped._row(features(text))
+        assert shipped._weighted(shipped._counts(text)) == expected
+        assert list(shipped._weighted(shipped._counts(text))) == list(expected)  # same order: same float sums

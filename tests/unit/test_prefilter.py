@@ -263,3 +263,18 @@ def test_the_fold_and_case_tables_are_the_regex_engines_own() -> None:
     assert _folds() == {point: folded for point in points if (folded := _fold(point)) != chr(point)}
     cased = set(_cased())
     assert [point for point in points if point not in cased and _all_cases(point) != {point}] == []
+
+
+def test_the_direct_ascii_search_finds_the_bindings_own_first_match() -> None:
+    # ASCII text is searched through the binding's entry point beneath ``search`` (no re-encoding,
+    # no offset mapping); a binding release that changed it must not change a single answer.
+    built_in_combined_sets()
+    screens = [screen for screen in alive_screens() if screen._fast is not None]
+    texts = [text for text in corpus()[::5] if text.isascii()] + fuzz(100, seed=11)
+    texts += ["MRN 00123456, seen 2026-01-02 " * 300, "ok"]
+    assert sum(text.isascii() for text in texts) > 50
+    assert any(not text.isascii() for text in texts)
+    for screen in screens:
+        for text in texts:
+            found = screen._fast.search(text)
+            assert prefilter._earliest(screen._fast, text) == (None if found is None else found.start()), text[:80]

@@ -592,6 +592,8 @@ def endpoint_home(run_dir: Path, api_base: str) -> Path:
     }
     home = run_dir / "home"
     home.mkdir(exist_ok=True)
+    if not (home / "utterances").exists():  # profiles name their complexity examples relative to the home
+        (home / "utterances").symlink_to(ROOT / "utterances", target_is_directory=True)
     (home / "biorouter.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return home
 

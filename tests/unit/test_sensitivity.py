@@ -142,6 +142,18 @@ BUILTIN_EXAMPLES: dict[str, tuple[str, str]] = {
 }
 
 
+def test_only_rules_without_the_texts_cue_words_are_skipped(detector: SensitivityDetector) -> None:
+    # A scan asks only the rules a text's cue words make possible; asking every rule must find the same.
+    texts = [case["text"] for path in sorted(DATA.glob("*.jsonl")) for _, case in load_cases(path.name)]
+    assert len(texts) > 300
+    for text in texts:
+        lowered = text.casefold()
+        cues = detector._cue_words.present(lowered)
+        asked = {rule.name for rule in detector._worth_asking(cues) if rule.fires(text, lowered, cues)}
+        every = {rule.name for rule in detector.rules if rule.fires(text, lowered)}
+        assert asked == every, text[:80]
+
+
 def test_every_builtin_rule_name_has_an_example() -> None:
     assert set(BUILTIN_EXAMPLES) == set(BUILTIN_RULE_NAMES)
     assert {rule.name for rule in BUILTIN_RULES} == set(BUILTIN_RULE_NAMES) - set(LAYER_RULE_NAMES)

@@ -68,6 +68,7 @@ bench: install
 	$(PY) bench/sensitivity_eval.py
 	$(PY) bench/detect_latency.py
 	$(PY) bench/proxy_overhead.py --quick
+	$(PY) bench/hook_stages.py --rounds 1
 	$(PY) bench/chaos_soak.py --quick
 	$(PY) bench/strategies.py --quick
 	$(PY) bench/startup.py --repeats 1 --cold

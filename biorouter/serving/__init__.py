@@ -7,6 +7,7 @@
   and swapping it on reload.
 - :mod:`~biorouter.serving.session`, :mod:`~biorouter.serving.decision_log`, :mod:`~biorouter.serving.audit`:
   per-session totals, the debug routing log and the audit log of decisions.
+- :mod:`~biorouter.serving.heap`: freezing the proxy's start-up heap out of garbage collection.
 
 May import everything below it: the top-level helpers, governance, routing, classify, costs and hardware.
 Never proxy, workers, cli or testing.

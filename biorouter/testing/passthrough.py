@@ -10,6 +10,11 @@ LiteLLM's own cost of calling a hook. This hook does the least a router must do:
 Use it from a proxy config (``litellm_settings: callbacks:
 biorouter.testing.passthrough.passthrough_handler_instance``); ``BIOROUTER_PASSTHROUGH_GROUP``
 names the group (default ``t4-generalist``). Importing this module loads no model and reads no file.
+
+Like biorouter's hook, it freezes the proxy's start-up heap out of garbage collection
+(:mod:`biorouter.serving.heap`; ``BIOROUTER_GC_FREEZE=0`` turns both off), on its first request:
+the freeze makes LiteLLM's own handling cheaper, and the baseline must have that too, or the
+comparison would credit biorouter's hook with a saving that is LiteLLM's.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import os
 from typing import Any
 
 from litellm.integrations.custom_logger import CustomLogger
+
+from biorouter.serving.heap import freeze_startup_heap
 
 __all__ = ["DEFAULT_GROUP", "GROUP_ENV", "PassThroughHook", "passthrough_handler_instance"]
 
@@ -31,10 +38,14 @@ class PassThroughHook(CustomLogger):
     def __init__(self, group: str | None = None) -> None:
         super().__init__()
         self.group = group or os.environ.get(GROUP_ENV) or DEFAULT_GROUP
+        self._frozen = False
 
     async def async_pre_call_hook(
         self, user_api_key_dict: Any, cache: Any, data: dict[str, Any], call_type: str
     ) -> dict[str, Any]:
+        if not self._frozen:  # the proxy has started and loaded its router by now (a bench's warm-up pays it)
+            self._frozen = True
+            freeze_startup_heap()
         data["model"] = self.group
         return data
 

@@ -5,7 +5,9 @@ against the same proxy without it. Three paths to one upstream, in one run:
 
 - **direct**: the stand-in upstream itself (``POST /v1/chat/completions``), the floor;
 - **pass-through**: a ``litellm`` proxy whose only callback is
-  :mod:`biorouter.testing.passthrough` (sets ``model`` to one fixed group, nothing else);
+  :mod:`biorouter.testing.passthrough` (sets ``model`` to one fixed group, nothing else; it freezes
+  the start-up heap out of garbage collection as biorouter's hook does, so the comparison does not
+  credit the hook with that saving of LiteLLM's; ``--proxy-env BIOROUTER_GC_FREEZE=0`` turns both off);
 - **biorouter**: the same ``litellm`` proxy with the real hook, ``"model": "auto"``, exactly as
   production serves it (``t4_hybrid``: every route one upstream call; ``BIOROUTER_WARMUP=1``, the
   shipped classifier);

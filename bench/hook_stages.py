@@ -37,7 +37,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from common import ROOT
@@ -54,7 +54,7 @@ from biorouter.testing.devstack import standin_config
 from biorouter.testing.standin import StandIn
 from biorouter.testing.upstream import Fault
 
-Stage = Callable[[Prompt], Awaitable[None]]
+Item = TypeVar("Item")
 
 
 def _build_hook(encoder: str, run_dir: Path, standin: StandIn) -> Any:
@@ -175,10 +175,7 @@ async def stage_costs(hook: Any, source: PromptSource, count: int) -> list[tuple
         ("budget view and decide()", budget_and_decide),
         ("decision metrics and log line", record_and_log),
     ):
-        started = time.thread_time()
-        for item in prepared:
-            await stage(*item)
-        results.append((name, 1000 * (time.thread_time() - started) / len(prepared)))
+        results.append((name, await _timed(lambda item, stage=stage: stage(*item), prepared)))
 
     spent = 0.0
     after = source.take(count)
@@ -191,11 +188,12 @@ async def stage_costs(hook: Any, source: PromptSource, count: int) -> list[tuple
     return results
 
 
-async def _timed(run: Stage, prompts: Sequence[Prompt]) -> float:
+async def _timed(run: Callable[[Item], Awaitable[None]], items: Sequence[Item]) -> float:
+    """CPU ms per item of ``run`` over ``items``, one at a time."""
     started = time.thread_time()
-    for prompt in prompts:
-        await run(prompt)
-    return 1000 * (time.thread_time() - started) / len(prompts)
+    for item in items:
+        await run(item)
+    return 1000 * (time.thread_time() - started) / len(items)
 
 
 def parse_args() -> argparse.Namespace:
